@@ -1,0 +1,34 @@
+"""Every default of the project in one place: paths anchored to the repo, data source, hyperparameters."""
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "data"
+DEFAULT_DATA = DATA_DIR / "names"  # where the downloaded archive's names/ folder lands
+SAVE_DIR = ROOT / "save_model"
+DATA_URL = "https://download.pytorch.org/tutorial/data.zip"
+
+# The original project's alphabet; anything else left after transliteration goes to one "unknown" slot.
+ALPHABET = string.ascii_letters + " .,;'"
+CELLS = ("rnn", "lstm", "gru")
+
+
+@dataclass
+class TrainConfig:
+    data: str = str(DEFAULT_DATA)
+    model: str = "gru"  # recurrent cell: rnn, lstm or gru
+    epochs: int = 10
+    lr: float = 1e-3  # Adam
+    batch_size: int = 32
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked recurrent layers
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    device: str = "auto"  # cuda, then mps, then cpu
+    save_dir: str = str(SAVE_DIR)
+    max_steps: int = 0  # stop after this many optimiser steps in total (0: no limit); for smoke tests
+    log_every: int = 100  # samples between two points of the loss/accuracy history

@@ -1,0 +1,52 @@
+"""The surname classifier: one recurrent layer (RNN, LSTM or GRU) and a Linear to the countries."""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+RECURRENT_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass
+class ModelArgs:
+    cell: str  # rnn, lstm or gru
+    n_letters: int  # one-hot width: the alphabet plus the unknown slot
+    n_countries: int
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+
+
+class NameClassifier(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        if args.cell not in RECURRENT_LAYERS:
+            raise ValueError(f"unknown cell {args.cell!r}; choose one of {sorted(RECURRENT_LAYERS)}")
+        self.args = args
+        self.directions = 2 if args.bidirectional else 1
+        self.rnn = RECURRENT_LAYERS[args.cell](
+            args.n_letters, args.hidden_size, args.num_layers, batch_first=True,
+            bidirectional=args.bidirectional, dropout=args.dropout if args.num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(args.dropout)
+        self.head = nn.Linear(args.hidden_size * self.directions, args.n_countries)
+
+    def forward(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits [B, n_countries] for letter indices [B, T] (or their one-hot [B, T, n_letters]).
+
+        `lengths` [B] gives each name's length; positions past it are padding and are never read.
+        """
+        if letters.dtype == torch.long:
+            letters = F.one_hot(letters, self.args.n_letters).to(self.head.weight.dtype)  # [B, T, n_letters]
+        lengths = lengths.cpu()
+        if bool((lengths == lengths[0]).all()):  # one length (a bucketed batch or a single name): no packing needed
+            _, hidden = self.rnn(letters[:, : int(lengths[0])])
+        else:
+            _, hidden = self.rnn(pack_padded_sequence(letters, lengths, batch_first=True, enforce_sorted=False))
+        if isinstance(hidden, tuple):  # the LSTM's (h, c)
+            hidden = hidden[0]
+        # hidden: [num_layers * directions, B, H]; the top layer's last state in each direction
+        last = torch.cat(list(hidden[-self.directions:]), dim=1)  # [B, directions * H]
+        return self.head(self.dropout(last))

@@ -1,0 +1,227 @@
+"""Train a character-level RNN / LSTM / GRU that tells a surname's country of origin.
+
+    python train.py                                    # fetches data/names/ on the first run
+    python train.py --data ../shared/data/names.tsv    # or a folder of <Country>.txt files
+    python train.py --model lstm --epochs 20 --hidden-size 256
+
+Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
+<model>_classification_best.bin (best on validation), <model>_history.json and
+<model>_curves.png; prints accuracy, balanced accuracy and macro-F1 on the held-out test split.
+"""
+import argparse
+import copy
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from config.config import ALPHABET, CELLS, DATA_URL, DEFAULT_DATA, TrainConfig
+from models.classifier import ModelArgs, NameClassifier
+from utils.checkpoint import save_checkpoint
+from utils.data import countries_of, load_samples, resolve_data
+from utils.dataset import NamesDataset, make_loader
+from utils.errors import UserError
+from utils.metrics import classification_metrics
+from utils.seed import seed_everything
+from utils.split import grouped_split
+from utils.text import Alphabet, normalise
+
+HELP = {
+    "data": "a names.tsv file (name<TAB>country) or a folder of <Country>.txt files",
+    "model": "recurrent cell",
+    "epochs": "passes over the training split",
+    "lr": "Adam learning rate",
+    "batch_size": "names per optimiser step",
+    "hidden_size": "recurrent state size",
+    "num_layers": "stacked recurrent layers",
+    "bidirectional": "read names in both directions",
+    "dropout": "dropout between recurrent layers and before the output layer",
+    "seed": "seed for the split, the initial weights and the batch order",
+    "val_fraction": "share of distinct names held out for validation",
+    "test_fraction": "share of distinct names held out for the final test",
+    "device": "auto picks cuda, then mps, then cpu",
+    "save_dir": "where checkpoints, history and curves go",
+    "max_steps": "stop after this many optimiser steps (0: no limit); for smoke tests",
+    "log_every": "samples between two points of the loss/accuracy history",
+}
+
+
+def parse_args(argv=None) -> TrainConfig:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        if field.type is bool or isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[field.name])
+        else:
+            choices = CELLS if field.name == "model" else None
+            parser.add_argument(flag, type=type(default), default=default, choices=choices,
+                                help=f"{HELP[field.name]} (default: {default})")
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def fingerprint(names: list[str], countries: list[str]) -> str:
+    """sha256 of the rows, so evaluation can tell it has the data the split was made from."""
+    digest = hashlib.sha256()
+    for name, country in zip(names, countries):
+        digest.update(f"{name}\t{country}\n".encode())
+    return digest.hexdigest()
+
+
+@torch.inference_mode()
+def predict_all(model, loader, device) -> tuple[list[int], list[int], float]:
+    """(true labels, predicted labels, mean loss) over a loader, in the loader's order."""
+    model.eval()
+    y_true, y_pred, loss_sum = [], [], 0.0
+    for letters, lengths, labels in loader:
+        logits = model(letters.to(device), lengths)  # [B, n_countries]
+        loss_sum += F.cross_entropy(logits, labels.to(device), reduction="sum").item()
+        y_true += labels.tolist()
+        y_pred += logits.argmax(dim=1).tolist()
+    return y_true, y_pred, loss_sum / max(1, len(y_true))
+
+
+def main(argv=None) -> None:
+    cfg = parse_args(argv)
+    print("config:", json.dumps(asdict(cfg)))
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+
+    # --- data: read, normalise, split by name ---
+    data_path = resolve_data(cfg.data, DEFAULT_DATA, DATA_URL)
+    samples = load_samples(data_path)
+    countries = countries_of(samples)
+    label_of = {country: i for i, country in enumerate(countries)}
+    names = [normalise(s.name) for s in samples]
+    labels = [label_of[s.country] for s in samples]
+    empty = [s.source for s, name in zip(samples, names) if not name]
+    if empty:
+        raise UserError(f"{empty[0]}: nothing left of the name after transliteration")
+    alphabet = Alphabet(ALPHABET)
+    odd = sorted({ch for name in names for ch in alphabet.unknown_chars(name)})
+    n_odd = sum(1 for name in names if alphabet.unknown_chars(name))
+    split = grouped_split(names, labels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    print(f"data: {len(samples)} names, {len(countries)} countries from {data_path}; "
+          f"split train/val/test {len(split.train)}/{len(split.val)}/{len(split.test)} rows, grouped by name")
+    if n_odd:
+        print(f"note: {n_odd} names hold characters outside the alphabet {odd}, read as 'unknown'")
+
+    def part(rows):
+        return NamesDataset([names[r] for r in rows], [labels[r] for r in rows], alphabet)
+
+    train_loader = make_loader(part(split.train), cfg.batch_size, shuffle=True, seed=cfg.seed)
+    val_loader = make_loader(part(split.val), 1024, shuffle=False)
+    test_loader = make_loader(part(split.test), 1024, shuffle=False)
+
+    # --- model ---
+    model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
+                           cfg.num_layers, cfg.bidirectional, cfg.dropout)
+    model = NameClassifier(model_args).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {cfg.model}, {n_params:,} parameters, on {device}")
+
+    save_dir = Path(cfg.save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    base = {
+        "model_args": asdict(model_args), "alphabet": alphabet.letters, "countries": countries,
+        "config": {**asdict(cfg), "data": str(Path(data_path).resolve())},
+        "split": {"seed": cfg.seed, "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
+                  "data": str(Path(data_path).resolve()),
+                  "data_sha256": fingerprint([s.name for s in samples], [s.country for s in samples])},
+    }
+    history = {"samples": [], "loss": [], "accuracy": [], "epochs": []}
+    best = {"val_accuracy": -1.0}
+    best_path = save_dir / f"{cfg.model}_classification_best.bin"
+    best_state = None
+    steps, seen, window_loss, window_correct, window_count = 0, 0, 0.0, 0, 0
+    start = time.perf_counter()
+
+    # --- training ---
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        epoch_loss, epoch_correct, epoch_count = 0.0, 0, 0
+        for letters, lengths, labels in tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
+            letters, labels = letters.to(device), labels.to(device)
+            logits = model(letters, lengths)  # [B, n_countries]
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+
+            batch = len(labels)
+            batch_loss = loss.item() * batch
+            correct = (logits.argmax(dim=1) == labels).sum().item()
+            epoch_loss, epoch_correct, epoch_count = epoch_loss + batch_loss, epoch_correct + correct, epoch_count + batch
+            window_loss, window_correct, window_count = window_loss + batch_loss, window_correct + correct, window_count + batch
+            seen += batch
+            if window_count >= cfg.log_every:  # the original project's "average every 100 samples"
+                history["samples"].append(seen)
+                history["loss"].append(window_loss / window_count)
+                history["accuracy"].append(window_correct / window_count)
+                window_loss, window_correct, window_count = 0.0, 0, 0
+            if cfg.max_steps and steps >= cfg.max_steps:
+                break
+
+        y_true, y_pred, val_loss = predict_all(model, val_loader, device)
+        val = classification_metrics(y_true, y_pred, len(countries))
+        record = {"epoch": epoch, "samples": seen, "train_loss": epoch_loss / max(1, epoch_count),
+                  "train_accuracy": epoch_correct / max(1, epoch_count), "val_loss": val_loss,
+                  **{f"val_{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - start}
+        history["epochs"].append(record)
+        print(f"epoch {epoch:2d}/{cfg.epochs}  loss {record['train_loss']:.4f}  "
+              f"train acc {record['train_accuracy']:.3f}  val acc {val['accuracy']:.3f}  "
+              f"val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
+
+        checkpoint = {**base, "model_state": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "epoch": epoch, "metrics": record}
+        save_checkpoint(checkpoint, save_dir / f"{cfg.model}_classification_{epoch}.bin")
+        if val["accuracy"] > best["val_accuracy"]:
+            best = record
+            best_state = copy.deepcopy(checkpoint)
+            save_checkpoint(best_state, best_path)
+        if cfg.max_steps and steps >= cfg.max_steps:
+            print(f"stopped after {steps} steps (--max-steps)")
+            break
+
+    # --- the untouched test split, once, with the best-on-validation weights ---
+    model.load_state_dict(best_state["model_state"])
+    y_true, y_pred, _ = predict_all(model, test_loader, device)
+    test = classification_metrics(y_true, y_pred, len(countries))
+    best_state["metrics"] = {**best_state["metrics"], **{f"test_{k}": v for k, v in test.items()}}
+    save_checkpoint(best_state, best_path)
+    history["test"] = {"epoch": best["epoch"], **test}
+    history_path = save_dir / f"{cfg.model}_history.json"
+    history_path.write_text(json.dumps(history, indent=1))
+
+    from utils.plot import plot_history  # matplotlib only here, at the end
+
+    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=f"{cfg.model} on {Path(data_path).name}")
+    print(f"test ({len(y_true)} names, best epoch {best['epoch']}): accuracy {test['accuracy']:.3f}  "
+          f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}")
+    print(f"saved {best_path}, {history_path}, {curves_path}  ({time.perf_counter() - start:.1f}s)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as e:
+        sys.exit(f"error: {e}")
