@@ -1,6 +1,7 @@
 """Self-describing checkpoints: written atomically, read back with weights_only=True and checked."""
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,13 +33,22 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; run `python train.py` first")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before failing on a foreign pickle; the error says enough
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load fails in many ways on a damaged or foreign file; all mean "unreadable"
-        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:120]}" if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a surname-classifier checkpoint")
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     return payload
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip()
+    if text.startswith("Weights only load failed"):
+        return "it holds Python objects, not just tensors and plain data"
+    first = text.splitlines()[0][:100] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
