@@ -1,6 +1,15 @@
 """Loss and accuracy curves of a training run, to PNG."""
 from pathlib import Path
 
+import numpy as np
+
+
+def _smooth(values: list[float], window: int = 25) -> np.ndarray:
+    """Running mean, so the trend shows through the noise of 100-sample averages."""
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(values)))
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
 
 def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
     import matplotlib
@@ -8,19 +17,25 @@ def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = history["epochs"]
-    loss_ax.plot(history["samples"], history["loss"], lw=0.8, label="train (mean of each 100 samples)")
-    loss_ax.plot([e["samples"] for e in epochs], [e["val_loss"] for e in epochs], "o-", label="validation")
-    loss_ax.set(xlabel="training samples seen", ylabel="cross-entropy loss", title="loss")
-    acc_ax.plot(history["samples"], history["accuracy"], lw=0.8, label="train (mean of each 100 samples)")
-    acc_ax.plot([e["samples"] for e in epochs], [e["val_accuracy"] for e in epochs], "o-", label="validation")
-    acc_ax.plot([e["samples"] for e in epochs], [e["val_balanced_accuracy"] for e in epochs], "s--",
+    per_epoch = max(1, epochs[0]["samples"] // epochs[0]["epoch"])  # training samples in one epoch
+    x = np.asarray(history["samples"], dtype=float) / per_epoch
+    x_epochs = [e["samples"] / per_epoch for e in epochs]
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((loss_ax, "loss", "cross-entropy loss"), (acc_ax, "accuracy", "accuracy")):
+        if history[key]:
+            smooth = _smooth(history[key])
+            ax.plot(x, history[key], color="tab:blue", alpha=0.25, lw=0.6, label="train, mean of each 100 samples")
+            ax.plot(x[len(x) - len(smooth):], smooth, color="tab:blue", lw=1.5, label="train, running mean")
+        ax.plot(x_epochs, [e[f"val_{key}"] for e in epochs], "o-", color="tab:orange", label="validation")
+        ax.set(xlabel="epoch", ylabel=label, title=label)
+    acc_ax.plot(x_epochs, [e["val_balanced_accuracy"] for e in epochs], "s--", color="tab:green",
                 label="validation, balanced")
-    acc_ax.set(xlabel="training samples seen", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+    acc_ax.set_ylim(0, 1)
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
