@@ -51,7 +51,7 @@ def chat(client, model: str, messages: list[dict], response_format: dict, temper
         completion = client.chat.completions.create(model=model, messages=messages, response_format=response_format,
                                                     temperature=temperature)
     except openai.APITimeoutError:
-        raise LLMError(f"{where}: no answer within {client.timeout} s, {client.max_retries} retries included; "
+        raise LLMError(f"{where}: no answer within {client.timeout} s (tried {client.max_retries + 1} times); "
                        "the server is slow or overloaded") from None
     except openai.APIConnectionError as e:
         cause = e.__cause__ or e
