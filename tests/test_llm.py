@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from config.config import LLMConfig
-from tests.conftest import ROOT, TINY, run_script
+from tests.conftest import ROOT, TINY
 
 KNOWN = {name: country for country, names in TINY.items() for name in names}  # what the fake model "knows"
 
