@@ -4,16 +4,19 @@
     python predict.py lucy Müller --topk 3      # the 3 likeliest countries with probabilities
     cat names.txt | python predict.py -         # one name per line from stdin
     python predict.py Nakamura --json           # machine-readable
+    python predict.py lucy --backend llm --shots 5   # ask a chat model instead (needs OPENAI_API_KEY)
 
 The checkpoint (default: the newest *_classification_best.bin in save_model/) carries the
-model, its alphabet and its country list; nothing else is read.
+model, its alphabet and its country list; nothing else is read. With --backend llm the model
+answers from the checkpoint's country list, and --shots K shows it K names of the checkpoint's
+training split, which is rebuilt from the training data for that.
 """
 import argparse
 import json
 import sys
 from pathlib import Path
 
-from config.config import SAVE_DIR
+from config.config import SAVE_DIR, LLMConfig
 from utils.errors import CheckpointError, UserError
 
 
@@ -33,9 +36,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="checkpoint file (default: newest *_classification_best.bin in save_model/)")
     parser.add_argument("--device", default="cpu", help="torch device to run on")
+    llm = LLMConfig()
+    parser.add_argument("--backend", choices=("rnn", "llm"), default="rnn",
+                        help="rnn: the trained checkpoint; llm: an OpenAI-compatible chat model (default: rnn)")
+    parser.add_argument("--shots", type=int, default=llm.shots,
+                        help=f"llm: labelled training names shown before the question (default: {llm.shots})")
+    parser.add_argument("--llm-model", default=llm.model, help=f"llm: chat model to ask (default: {llm.model})")
+    parser.add_argument("--base-url", default=llm.base_url,
+                        help="llm: the server's /v1 URL (default: $OPENAI_BASE_URL, else OpenAI)")
+    parser.add_argument("--llm-cache", default=llm.cache_dir, help=f"llm: answer cache folder (default: {llm.cache_dir})")
+    parser.add_argument("--data", default=None,
+                        help="llm with --shots: the training data, if not where the checkpoint says it was")
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error("--topk must be at least 1")
+    if args.backend == "llm" and args.topk > 1:
+        parser.error("--topk is for the rnn backend: the language model names one country and gives no probabilities")
+    if args.shots < 0:
+        parser.error("--shots must be at least 0")
     return args
 
 
@@ -57,6 +75,8 @@ def main(argv=None) -> int:
     names = read_names(args.names)
     if not names:
         raise UserError("no names given")
+    if args.backend == "llm":
+        return predict_llm(args, names)
     predictor = Predictor.from_checkpoint(args.checkpoint or default_checkpoint(), device=args.device)
 
     valid, failed = [], 0
@@ -79,6 +99,39 @@ def main(argv=None) -> int:
             print(p.country if len(names) == 1 else f"{p.name}\t{p.country}")
         else:
             print(f"{p.name}: " + ", ".join(f"{c} {prob:.3f}" for c, prob in p.top))
+    return 1 if failed else 0
+
+
+def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
+    """Ask the chat model; a name it answers outside the country list gets "no answer", never a near guess."""
+    from dataclasses import replace
+
+    from llm.classify import LLMClassifier
+    from utils.checkpoint import load_checkpoint
+    from utils.text import check_name
+
+    cfg = replace(LLMConfig(), model=args.llm_model, base_url=args.base_url, shots=args.shots, cache_dir=args.llm_cache)
+    checkpoint = load_checkpoint(args.checkpoint or default_checkpoint())
+    classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.data)
+    valid, failed = [], 0
+    for name in names:
+        try:
+            valid.append((name, check_name(name)))
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    answers = classifier.classify([norm for _, norm in valid]) if valid else []
+    for (name, _), a in zip(valid, answers):
+        if a.country is None:
+            said = "nothing" if a.raw is None else repr(a.raw)
+            print(f"warning: {cfg.model} answered {said} for {name!r}, not one of the {len(classifier.countries)} "
+                  "countries: no answer", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"name": name, "normalised": a.name, "country": a.country, "answer": a.raw,
+                              "backend": "llm", "model": cfg.model}, ensure_ascii=False))
+        else:
+            country = a.country or "no answer"
+            print(country if len(names) == 1 else f"{name}\t{country}")
     return 1 if failed else 0
 
 

@@ -32,3 +32,17 @@ class TrainConfig:
     save_dir: str = str(SAVE_DIR)
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no limit); for smoke tests
     log_every: int = 100  # samples between two points of the loss/accuracy history
+
+
+@dataclass
+class LLMConfig:
+    """Asking an OpenAI-compatible chat model instead of the RNN (predict.py --backend llm)."""
+    model: str = "gpt-4o-mini"  # any chat model the server knows; it must accept a JSON-schema response_format
+    base_url: str | None = None  # None: $OPENAI_BASE_URL, else OpenAI's own API
+    shots: int = 0  # labelled training examples shown before the question (0: zero-shot)
+    batch_size: int = 10  # names per request; small enough that the model keeps every name apart
+    workers: int = 4  # requests in flight at once
+    timeout: float = 30.0  # seconds per request attempt
+    max_retries: int = 2  # extra attempts after a timeout, a lost connection, HTTP 408/409/429 or 5xx
+    temperature: float = 0.0  # most repeatable answers
+    cache_dir: str = str(SAVE_DIR / "llm_cache")
