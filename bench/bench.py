@@ -279,7 +279,11 @@ def machine() -> dict:
 
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+            "load_avg_1min": load_average()}
+
+
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def main(argv=None) -> None:
@@ -316,7 +320,7 @@ def main(argv=None) -> None:
                               "predict.py lucy": [sys.executable, str(ROOT / "predict.py"), "lucy",
                                                   "--checkpoint", str(checkpoints[serving])]},
                              args.startup_runs, env)
-    setup["load_avg_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    setup["load_avg_1min_end"] = load_average()
 
     base = rows[0]
     print(f"\n## Training, {args.epochs} epoch(s), hidden {args.hidden_size}, device {args.device}, "
