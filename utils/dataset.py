@@ -6,6 +6,28 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from utils.text import Alphabet
 
 
+def encode_names(names: list[str], alphabet: Alphabet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Letter indices of many names at once: (letters [N, T_max] zero-padded, lengths [N]).
+
+    Row i equals `alphabet.encode(names[i])` followed by padding, but the letters are looked up
+    in one tensor operation over all code points instead of a Python loop per name.
+    """
+    lengths = torch.tensor([len(name) for name in names], dtype=torch.long)  # [N]
+    width = int(lengths.max()) if len(names) else 0
+    letters = torch.zeros(len(names), width, dtype=torch.long)  # [N, T_max]
+    text = "".join(names)
+    if not text:
+        return letters, lengths
+    codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()  # [sum(lengths)]
+    table = torch.full((max(map(ord, alphabet.letters), default=0) + 1,), alphabet.unknown_index, dtype=torch.long)
+    table[[ord(letter) for letter in alphabet.letters]] = torch.arange(len(alphabet.letters))
+    known = codes < len(table)
+    indices = torch.where(known, table[codes.clamp(max=len(table) - 1)], alphabet.unknown_index)  # [sum(lengths)]
+    # row-major boolean indexing visits the cells name by name, letter by letter: the order of `text`
+    letters[torch.arange(width) < lengths[:, None]] = indices
+    return letters, lengths
+
+
 class NamesDataset(Dataset):
     """Encoded names and country labels.
 
@@ -21,9 +43,7 @@ class NamesDataset(Dataset):
         if any(not name for name in names):
             raise ValueError("empty name")
         self.alphabet = alphabet
-        encoded = [alphabet.encode(name) for name in names]
-        self.lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)  # [N]
-        self.letters = pad_sequence(encoded, batch_first=True)  # [N, T_max]
+        self.letters, self.lengths = encode_names(names, alphabet)  # [N, T_max], [N]
         self.labels = torch.tensor(labels, dtype=torch.long)  # [N]
 
     def __len__(self) -> int:

@@ -1,0 +1,1 @@
+"""The speed benchmark (bench/bench.py); a package so that it runs as `python -m bench.bench`."""
