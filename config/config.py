@@ -25,6 +25,8 @@ class TrainConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0  # between stacked recurrent layers
+    balance: str = "none"  # none, weighted (loss), sampler (balanced batches) or logit-adjust
+    balance_power: float = 1.0  # 1: every country counts the same; 0: as often as in the data
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
