@@ -33,8 +33,8 @@ def parse_args(argv=None):
     args, rest = parser.parse_known_args(argv)
     from train import parse_args as train_args
 
-    if "--model" in rest or "--save-dir" in rest:
-        parser.error("use --models and --out here, not --model or --save-dir")
+    if "--save-dir" in rest:
+        parser.error("use --out here, not --save-dir")
     cfg = train_args(rest)
     return args, cfg
 
@@ -122,7 +122,8 @@ def main(argv=None) -> None:
         for model in args.models:
             result = train(replace(cfg, model=model, balance=balance, save_dir=str(args.out / balance)))
             h = result["history"]
-            runs.append({"model": model, "balance": balance, "test": h["test"], "seconds": h["seconds"],
+            label = balance if balance == "none" or cfg.balance_power == 1 else f"{balance} {cfg.balance_power:g}"
+            runs.append({"model": model, "balance": label, "test": h["test"], "seconds": h["seconds"],
                          "parameters": h["parameters"], "checkpoint": str(result["best_path"]), "history": h})
     args.out.mkdir(parents=True, exist_ok=True)
     paths = plot_runs(runs, args.out)

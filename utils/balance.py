@@ -13,8 +13,7 @@ def class_counts(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 def class_weights(labels: torch.Tensor, n_classes: int, power: float = 1.0) -> torch.Tensor:
     """Cross-entropy weights (n / (K * n_c)) ** power, [n_classes]; power 1 is scikit-learn's "balanced"
     (each class weighs the same in total), 0 is no weighting, in between a compromise."""
-    counts = class_counts(labels, n_classes)
-    return (counts.sum() / (n_classes * counts)) ** power
+    return (len(labels) / (n_classes * class_counts(labels, n_classes))) ** power
 
 
 def log_prior(labels: torch.Tensor, n_classes: int, power: float = 1.0) -> torch.Tensor:
@@ -23,8 +22,7 @@ def log_prior(labels: torch.Tensor, n_classes: int, power: float = 1.0) -> torch
     Training on logits + log prior (Menon et al., 2021, "Long-tail learning via logit adjustment")
     lets the raw logits learn the balanced posterior; prediction uses the raw logits unchanged.
     """
-    counts = class_counts(labels, n_classes)
-    return power * (counts / counts.sum()).log()
+    return power * (class_counts(labels, n_classes) / len(labels)).log()
 
 
 class BalancedBucketSampler(Sampler[list[int]]):

@@ -89,7 +89,8 @@ def plot_confusion(confusion: dict, path: str | Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i, j in zip(*np.nonzero(counts)):
-        ax.text(j, i, f"{share[i, j]:.2f}".lstrip("0") if share[i, j] < 1 else "1", ha="center", va="center",
+        text = "1" if share[i, j] == 1 else "<.01" if share[i, j] < 0.005 else f"{share[i, j]:.2f}".lstrip("0")
+        ax.text(j, i, text, ha="center", va="center",
                 fontsize=8, color="white" if share[i, j] > 0.5 else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(labels)), [f"{c} ({int(n)})" for c, n in zip(labels, rows[:, 0])])
