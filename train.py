@@ -3,6 +3,7 @@
     python train.py                                    # fetches data/names/ on the first run
     python train.py --data ../shared/data/names.tsv    # or a folder of <Country>.txt files
     python train.py --model lstm --epochs 20 --hidden-size 256
+    python train.py --balance weighted --balance-power 1   # every country weighs the same in the loss
 
 Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
 <model>_classification_best.bin (best on validation), <model>_history.json and
