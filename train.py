@@ -3,6 +3,7 @@
     python train.py                                    # fetches data/names/ on the first run
     python train.py --data ../shared/data/names.tsv    # or a folder of <Country>.txt files
     python train.py --model lstm --epochs 20 --hidden-size 256
+    python train.py --balance weighted --balance-power 1   # every country weighs the same in the loss
 
 Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
 <model>_classification_best.bin (best on validation), <model>_history.json and
@@ -10,7 +11,6 @@ Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
 """
 import argparse
 import copy
-import hashlib
 import json
 import sys
 import time
@@ -23,14 +23,15 @@ from tqdm import tqdm
 
 from config.config import ALPHABET, CELLS, DATA_URL, DEFAULT_DATA, TrainConfig
 from models.classifier import ModelArgs, NameClassifier
+from utils.balance import BALANCE, balanced_loader, class_weights, log_prior
 from utils.checkpoint import save_checkpoint
-from utils.data import countries_of, load_samples, resolve_data
+from utils.data import resolve_data
 from utils.dataset import NamesDataset, make_loader
 from utils.errors import UserError
 from utils.metrics import classification_metrics
+from utils.prepare import prepare, split_of
 from utils.seed import seed_everything
-from utils.split import grouped_split
-from utils.text import Alphabet, normalise
+from utils.text import Alphabet
 
 HELP = {
     "data": "a names.tsv file (name<TAB>country) or a folder of <Country>.txt files",
@@ -42,10 +43,14 @@ HELP = {
     "num_layers": "stacked recurrent layers",
     "bidirectional": "read names in both directions",
     "dropout": "dropout between recurrent layers and before the output layer",
+    "balance": "counter the class imbalance: class-weighted loss, class-balanced sampling, or logit adjustment",
+    "balance_power": "strength of --balance: 1 counters the imbalance fully, 0.5 halfway (a power on the weights)",
     "seed": "seed for the split, the initial weights and the batch order",
     "val_fraction": "share of distinct names held out for validation",
     "test_fraction": "share of distinct names held out for the final test",
     "device": "auto picks cuda, then mps, then cpu",
+    "threads": "CPU threads for torch, 0 for torch's choice; small batches gain little from more, and lose badly "
+               "when the cores are busy with other work",
     "save_dir": "where checkpoints, history and curves go",
     "max_steps": "stop after this many optimiser steps (0: no limit); for smoke tests",
     "log_every": "samples between two points of the loss/accuracy history",
@@ -61,7 +66,7 @@ def parse_args(argv=None) -> TrainConfig:
         if field.type is bool or isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[field.name])
         else:
-            choices = CELLS if field.name == "model" else None
+            choices = {"model": CELLS, "balance": BALANCE}.get(field.name)
             parser.add_argument(flag, type=type(default), default=default, choices=choices,
                                 help=f"{HELP[field.name]} (default: {default})")
     return TrainConfig(**vars(parser.parse_args(argv)))
@@ -77,14 +82,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def fingerprint(names: list[str], countries: list[str]) -> str:
-    """sha256 of the rows, so evaluation can tell it has the data the split was made from."""
-    digest = hashlib.sha256()
-    for name, country in zip(names, countries):
-        digest.update(f"{name}\t{country}\n".encode())
-    return digest.hexdigest()
-
-
 @torch.inference_mode()
 def predict_all(model, loader, device) -> tuple[list[int], list[int], float]:
     """(true labels, predicted labels, mean loss) over a loader, in the loader's order."""
@@ -98,27 +95,23 @@ def predict_all(model, loader, device) -> tuple[list[int], list[int], float]:
     return y_true, y_pred, loss_sum / max(1, len(y_true))
 
 
-def main(argv=None) -> None:
-    cfg = parse_args(argv)
+def train(cfg: TrainConfig) -> dict:
+    """Train one model as `cfg` says; returns the history (with test metrics), parameter count and paths."""
     print("config:", json.dumps(asdict(cfg)))
     seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
 
     # --- data: read, normalise, split by name ---
     data_path = resolve_data(cfg.data, DEFAULT_DATA, DATA_URL)
-    samples = load_samples(data_path)
-    countries = countries_of(samples)
-    label_of = {country: i for i, country in enumerate(countries)}
-    names = [normalise(s.name) for s in samples]
-    labels = [label_of[s.country] for s in samples]
-    empty = [s.source for s, name in zip(samples, names) if not name]
-    if empty:
-        raise UserError(f"{empty[0]}: nothing left of the name after transliteration")
+    data = prepare(data_path)
+    names, labels, countries = data.names, data.labels, data.countries
     alphabet = Alphabet(ALPHABET)
     odd = sorted({ch for name in names for ch in alphabet.unknown_chars(name)})
     n_odd = sum(1 for name in names if alphabet.unknown_chars(name))
-    split = grouped_split(names, labels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    print(f"data: {len(samples)} names, {len(countries)} countries from {data_path}; "
+    split = split_of(data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    print(f"data: {len(names)} names, {len(countries)} countries from {data_path}; "
           f"split train/val/test {len(split.train)}/{len(split.val)}/{len(split.test)} rows, grouped by name")
     if n_odd:
         print(f"note: {n_odd} names hold characters outside the alphabet {odd}, read as 'unknown'")
@@ -126,9 +119,19 @@ def main(argv=None) -> None:
     def part(rows):
         return NamesDataset([names[r] for r in rows], [labels[r] for r in rows], alphabet)
 
-    train_loader = make_loader(part(split.train), cfg.batch_size, shuffle=True, seed=cfg.seed)
+    train_set = part(split.train)
+    if cfg.balance == "sampler":
+        train_loader = balanced_loader(train_set, len(countries), cfg.batch_size, cfg.seed, cfg.balance_power)
+    else:
+        train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val_loader = make_loader(part(split.val), 1024, shuffle=False)
     test_loader = make_loader(part(split.test), 1024, shuffle=False)
+    # the loss's class weights and logit offset, from the training split's class frequencies
+    weight, offset = None, 0.0
+    if cfg.balance == "weighted":
+        weight = class_weights(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
+    elif cfg.balance == "logit-adjust":
+        offset = log_prior(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
 
     # --- model ---
     model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
@@ -144,8 +147,7 @@ def main(argv=None) -> None:
         "model_args": asdict(model_args), "alphabet": alphabet.letters, "countries": countries,
         "config": {**asdict(cfg), "data": str(Path(data_path).resolve())},
         "split": {"seed": cfg.seed, "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
-                  "data": str(Path(data_path).resolve()),
-                  "data_sha256": fingerprint([s.name for s in samples], [s.country for s in samples])},
+                  "data": str(Path(data_path).resolve()), "data_sha256": data.sha256},
     }
     history = {"samples": [], "loss": [], "accuracy": [], "epochs": []}
     best = {"val_accuracy": -1.0}
@@ -161,7 +163,7 @@ def main(argv=None) -> None:
         for letters, lengths, labels in tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
             letters, labels = letters.to(device), labels.to(device)
             logits = model(letters, lengths)  # [B, n_countries]
-            loss = F.cross_entropy(logits, labels)
+            loss = F.cross_entropy(logits + offset, labels, weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -201,6 +203,7 @@ def main(argv=None) -> None:
         if cfg.max_steps and steps >= cfg.max_steps:
             print(f"stopped after {steps} steps (--max-steps)")
             break
+    train_seconds = time.perf_counter() - start
 
     # --- the untouched test split, once, with the best-on-validation weights ---
     model.load_state_dict(best_state["model_state"])
@@ -209,6 +212,8 @@ def main(argv=None) -> None:
     best_state["metrics"] = {**best_state["metrics"], **{f"test_{k}": v for k, v in test.items()}}
     save_checkpoint(best_state, best_path)
     history["test"] = {"epoch": best["epoch"], **test}
+    history["seconds"] = train_seconds
+    history["parameters"] = n_params
     history_path = save_dir / f"{cfg.model}_history.json"
     history_path.write_text(json.dumps(history, indent=1))
 
@@ -218,6 +223,11 @@ def main(argv=None) -> None:
     print(f"test ({len(y_true)} names, best epoch {best['epoch']}): accuracy {test['accuracy']:.3f}  "
           f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}")
     print(f"saved {best_path}, {history_path}, {curves_path}  ({time.perf_counter() - start:.1f}s)")
+    return {"history": history, "best_path": best_path, "history_path": history_path}
+
+
+def main(argv=None) -> None:
+    train(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,146 @@
+"""Evaluate a checkpoint on names it has never seen.
+
+    python evaluate.py                          # the best checkpoint, on the test split training held out
+    python evaluate.py --checkpoint save_model/lstm_classification_best.bin
+    python evaluate.py --data my_names.tsv      # every row of any labelled file or <Country>.txt folder
+    python evaluate.py --json                   # the JSON on stdout instead of the tables
+
+Prints accuracy, balanced accuracy (mean per-country recall), macro-F1, top-3 accuracy, a
+per-country table and the most confused country pairs; saves them as <checkpoint>_eval_<set>.json
+and .md, and a row-normalised confusion matrix as <checkpoint>_eval_<set>_confusion.png, beside
+the checkpoint (or in --out).
+"""
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from utils.errors import DataError, UserError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint file (default: newest *_classification_best.bin in save_model/)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="evaluate on every row of this names.tsv or <Country>.txt folder instead of the test split")
+    parser.add_argument("--split-data", type=Path, default=None,
+                        help="where the data the checkpoint was trained on is now, if it moved (checked by its sha256)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON, markdown and PNG (default: the checkpoint's)")
+    parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the tables")
+    parser.add_argument("--device", default="cpu", help="torch device to run the model on")
+    return parser.parse_args(argv)
+
+
+def test_split_rows(checkpoint: dict, split_data: Path | None) -> tuple[list[str], list[str], list[str], dict]:
+    """(raw names, normalised names, true countries, description) of the test split the checkpoint's training held out."""
+    from utils.prepare import prepare, split_of
+
+    recorded = checkpoint["split"]
+    path = split_data or Path(recorded["data"])
+    if not path.exists():
+        raise DataError(f"the data this checkpoint was trained on is not at {path}; pass --split-data PATH "
+                        f"if it moved, or --data FILE to evaluate on every row of a file")
+    data = prepare(path)
+    if data.sha256 != recorded["data_sha256"]:
+        raise DataError(f"{path} is not the data this checkpoint was trained on (sha256 {data.sha256[:12]}…, "
+                        f"training saw {recorded['data_sha256'][:12]}…), so its test split cannot be rebuilt; "
+                        f"pass --data FILE to evaluate on every row of a file instead")
+    if data.countries != list(checkpoint["countries"]):
+        raise DataError(f"{path}: its countries differ from the checkpoint's")
+    split = split_of(data, recorded["val_fraction"], recorded["test_fraction"], recorded["seed"])
+    rows = split.test
+    about = {"set": "test split", "data": str(path), "data_sha256": data.sha256, "seed": recorded["seed"],
+             "val_fraction": recorded["val_fraction"], "test_fraction": recorded["test_fraction"]}
+    return ([data.samples[r].name for r in rows], [data.names[r] for r in rows],
+            [data.countries[data.labels[r]] for r in rows], about)
+
+
+def labelled_file_rows(path: Path, countries: list[str]) -> tuple[list[str], list[str], list[str], dict]:
+    """Every row of a labelled file whose country the checkpoint knows and whose name can be read; the rest counted."""
+    from utils.data import load_samples
+    from utils.errors import InvalidNameError
+    from utils.text import check_name
+
+    known = set(countries)
+    raw, normalised, truth = [], [], []
+    unknown_countries, invalid = Counter(), []
+    for s in load_samples(path):
+        if s.country not in known:
+            unknown_countries[s.country] += 1
+            continue
+        try:
+            normalised.append(check_name(s.name))
+        except InvalidNameError:
+            invalid.append(s.source)
+            continue
+        raw.append(s.name)
+        truth.append(s.country)
+    if unknown_countries:
+        print(f"note: left out {sum(unknown_countries.values())} rows of countries the checkpoint does not know: "
+              + ", ".join(f"{c} ({n})" for c, n in sorted(unknown_countries.items())), file=sys.stderr)
+    if invalid:
+        print(f"note: left out {len(invalid)} rows with no letters in the name, first at {invalid[0]}", file=sys.stderr)
+    if not raw:
+        raise DataError(f"{path}: no rows left to evaluate (none of its countries is known to the checkpoint)")
+    about = {"set": "data", "data": str(path), "left_out": {"unknown_countries": dict(sorted(unknown_countries.items())),
+                                                          "invalid_names": len(invalid)}}
+    return raw, normalised, truth, about
+
+
+def model_predictions(predictor, normalised_names: list[str], k: int = 3) -> tuple[list[str], list[list[str]]]:
+    """The checkpoint's backend: (best country, the k best countries) per normalised name."""
+    probs = predictor.probabilities(normalised_names)  # [N, n_countries]
+    top = probs.topk(min(k, probs.shape[1]), dim=1).indices.tolist()
+    ranked = [[predictor.countries[i] for i in row] for row in top]
+    return [r[0] for r in ranked], ranked
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from models.predictor import Predictor, model_from_checkpoint  # torch only after argument errors
+    from predict import default_checkpoint
+    from utils.checkpoint import load_checkpoint
+    from utils.report import evaluation_report, plot_confusion, report_markdown
+    from utils.text import Alphabet
+
+    checkpoint_path = args.checkpoint or default_checkpoint()
+    checkpoint = load_checkpoint(checkpoint_path)
+    countries = list(checkpoint["countries"])
+    predictor = Predictor(model_from_checkpoint(checkpoint, checkpoint_path), Alphabet(checkpoint["alphabet"]),
+                          countries, args.device)
+    if args.data is not None:
+        raw, normalised, truth, about = labelled_file_rows(args.data, countries)
+        tag = f"data_{args.data.stem}"
+    else:
+        raw, normalised, truth, about = test_split_rows(checkpoint, args.split_data)
+        tag = "test"
+
+    predicted, top = model_predictions(predictor, normalised)
+    report = {"checkpoint": str(checkpoint_path), "backend": "checkpoint", **about,
+              **evaluation_report(raw, truth, predicted, top, countries)}
+
+    out = args.out or Path(checkpoint_path).parent
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{Path(checkpoint_path).stem}_eval_{tag}"
+    title = f"{Path(checkpoint_path).name} on the {about['set']} ({about['data']})"
+    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    markdown = report_markdown(report, title)
+    md_path.write_text(markdown, encoding="utf-8")
+    png_path = plot_confusion(report["confusion"], stem.with_name(stem.name + "_confusion.png"),
+                              title=f"{Path(checkpoint_path).name}, {about['set']}: row-normalised confusion")
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(markdown)
+    print(f"saved {json_path}, {md_path}, {png_path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as e:
+        sys.exit(f"error: {e}")
