@@ -4,6 +4,7 @@
     python evaluate.py --checkpoint save_model/lstm_classification_best.bin
     python evaluate.py --data my_names.tsv      # every row of any labelled file or <Country>.txt folder
     python evaluate.py --json                   # the JSON on stdout instead of the tables
+    python evaluate.py --backend llm --limit 200 --shots 5   # a chat model beside the RNN on 200 test names
 
 Prints accuracy, balanced accuracy (mean per-country recall), macro-F1, top-3 accuracy, a
 per-country table and the most confused country pairs; saves them as <checkpoint>_eval_<set>.json
@@ -13,9 +14,11 @@ the checkpoint (or in --out).
 import argparse
 import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+from config.config import LLMConfig
 from utils.errors import DataError, UserError
 
 
@@ -30,28 +33,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON, markdown and PNG (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the tables")
     parser.add_argument("--device", default="cpu", help="torch device to run the model on")
-    return parser.parse_args(argv)
+    parser.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many rows (0: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default: 0)")
+    llm = LLMConfig()
+    parser.add_argument("--backend", choices=("rnn", "llm"), default="rnn",
+                        help="llm: also ask an OpenAI-compatible chat model about the same rows, side by side (default: rnn)")
+    parser.add_argument("--shots", type=int, default=llm.shots,
+                        help=f"llm: labelled training names shown before each question (default: {llm.shots})")
+    parser.add_argument("--llm-model", default=llm.model, help=f"llm: chat model to ask (default: {llm.model})")
+    parser.add_argument("--base-url", default=llm.base_url,
+                        help="llm: the server's /v1 URL (default: $OPENAI_BASE_URL, else OpenAI)")
+    parser.add_argument("--llm-cache", default=llm.cache_dir, help=f"llm: answer cache folder (default: {llm.cache_dir})")
+    args = parser.parse_args(argv)
+    if args.limit < 0 or args.shots < 0:
+        parser.error("--limit and --shots must be at least 0")
+    return args
 
 
 def test_split_rows(checkpoint: dict, split_data: Path | None) -> tuple[list[str], list[str], list[str], dict]:
     """(raw names, normalised names, true countries, description) of the test split the checkpoint's training held out."""
-    from utils.prepare import prepare, split_of
+    from utils.prepare import recorded_split
 
     recorded = checkpoint["split"]
-    path = split_data or Path(recorded["data"])
-    if not path.exists():
-        raise DataError(f"the data this checkpoint was trained on is not at {path}; pass --split-data PATH "
-                        f"if it moved, or --data FILE to evaluate on every row of a file")
-    data = prepare(path)
-    if data.sha256 != recorded["data_sha256"]:
-        raise DataError(f"{path} is not the data this checkpoint was trained on (sha256 {data.sha256[:12]}…, "
-                        f"training saw {recorded['data_sha256'][:12]}…), so its test split cannot be rebuilt; "
-                        f"pass --data FILE to evaluate on every row of a file instead")
+    data, split = recorded_split(recorded, split_data)
     if data.countries != list(checkpoint["countries"]):
-        raise DataError(f"{path}: its countries differ from the checkpoint's")
-    split = split_of(data, recorded["val_fraction"], recorded["test_fraction"], recorded["seed"])
+        raise DataError(f"{data.path}: its countries differ from the checkpoint's")
     rows = split.test
-    about = {"set": "test split", "data": str(path), "data_sha256": data.sha256, "seed": recorded["seed"],
+    about = {"set": "test split", "data": str(data.path), "data_sha256": data.sha256, "seed": recorded["seed"],
              "val_fraction": recorded["val_fraction"], "test_fraction": recorded["test_fraction"]}
     return ([data.samples[r].name for r in rows], [data.names[r] for r in rows],
             [data.countries[data.labels[r]] for r in rows], about)
@@ -97,6 +105,42 @@ def model_predictions(predictor, normalised_names: list[str], k: int = 3) -> tup
     return [r[0] for r in ranked], ranked
 
 
+def llm_side_by_side(args, checkpoint: dict, normalised: list[str], truth: list[str], rnn_predicted: list[str],
+                     rnn_seconds: float) -> dict:
+    """The chat model on the same names as the RNN: the same metrics, plus no-answers, tokens and time per name."""
+    from dataclasses import replace
+
+    from llm.classify import LLMClassifier
+    from llm.evaluate import evaluate_llm
+    from utils.metrics import classification_metrics
+
+    cfg = replace(LLMConfig(), model=args.llm_model, base_url=args.base_url, shots=args.shots, cache_dir=args.llm_cache)
+    classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.split_data)
+    label_of = {country: i for i, country in enumerate(classifier.countries)}
+    y_true = [label_of[c] for c in truth]
+    llm = evaluate_llm(classifier, normalised, y_true)
+    rnn = classification_metrics(y_true, [label_of[c] for c in rnn_predicted], len(label_of))
+    return {
+        "rows": len(normalised),
+        "rnn": {**rnn, "no_answer": 0, "seconds_per_name": rnn_seconds},
+        "llm": {**llm["metrics"], **{k: v for k, v in llm.items() if k not in ("metrics", "y_pred")},
+                "predicted": [None if p is None else classifier.countries[p] for p in llm["y_pred"]]},
+    }
+
+
+def side_by_side_markdown(side: dict) -> str:
+    rnn, llm = side["rnn"], side["llm"]
+    lines = [f"## The RNN and {llm['model']} ({llm['shots']} shots) on the same {side['rows']} names", "",
+             "| backend | accuracy | balanced accuracy | macro-F1 | no answer | tokens | seconds per name |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, m, tokens in (("RNN checkpoint", rnn, "–"), (f"llm {llm['model']}", llm, f"{llm['tokens']:,}")):
+        lines.append(f"| {label} | {m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} | {m['macro_f1']:.3f} | "
+                     f"{m['no_answer']} | {tokens} | {m['seconds_per_name']:.4f} |")
+    lines += ["", f"{llm['from_cache']} of the language model's answers came from its cache; "
+              f"this run paid {llm['tokens_this_run']:,} tokens."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from models.predictor import Predictor, model_from_checkpoint  # torch only after argument errors
@@ -117,9 +161,20 @@ def main(argv=None) -> int:
         raw, normalised, truth, about = test_split_rows(checkpoint, args.split_data)
         tag = "test"
 
+    if args.limit:
+        from llm.evaluate import seeded_subset
+
+        keep = seeded_subset(list(range(len(raw))), args.limit, args.seed)
+        raw, normalised, truth = ([column[i] for i in keep] for column in (raw, normalised, truth))
+        about = {**about, "limit": args.limit, "limit_seed": args.seed}
+
+    started = time.perf_counter()
     predicted, top = model_predictions(predictor, normalised)
+    rnn_seconds = (time.perf_counter() - started) / len(normalised)
     report = {"checkpoint": str(checkpoint_path), "backend": "checkpoint", **about,
               **evaluation_report(raw, truth, predicted, top, countries)}
+    if args.backend == "llm":
+        report["side_by_side"] = llm_side_by_side(args, checkpoint, normalised, truth, predicted, rnn_seconds)
 
     out = args.out or Path(checkpoint_path).parent
     out.mkdir(parents=True, exist_ok=True)
@@ -128,6 +183,8 @@ def main(argv=None) -> int:
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
     json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
     markdown = report_markdown(report, title)
+    if "side_by_side" in report:
+        markdown += "\n" + side_by_side_markdown(report["side_by_side"])
     md_path.write_text(markdown, encoding="utf-8")
     png_path = plot_confusion(report["confusion"], stem.with_name(stem.name + "_confusion.png"),
                               title=f"{Path(checkpoint_path).name}, {about['set']}: row-normalised confusion")

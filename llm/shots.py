@@ -1,35 +1,18 @@
 """Few-shot examples: drawn reproducibly from the checkpoint's training split, never from its test split."""
-import hashlib
 import random
 from collections import defaultdict
 from pathlib import Path
 
-from utils.data import load_samples
 from utils.errors import DataError
-from utils.split import grouped_split
-from utils.text import normalise
-
-
-def _data_sha256(names: list[str], countries: list[str]) -> str:
-    """The fingerprint train.py stores in the checkpoint's split info (same rows, same digest)."""
-    digest = hashlib.sha256()
-    for name, country in zip(names, countries):
-        digest.update(f"{name}\t{country}\n".encode())
-    return digest.hexdigest()
+from utils.prepare import recorded_split
 
 
 def training_pairs(split_info: dict, countries: list[str], data: str | Path | None = None) -> list[tuple[str, str]]:
     """(normalised name, country) of every training row, the split rebuilt exactly as train.py made it."""
-    path = Path(data or split_info["data"])
-    samples = load_samples(path)
-    if _data_sha256([s.name for s in samples], [s.country for s in samples]) != split_info["data_sha256"]:
-        raise DataError(f"{path} is not the data the checkpoint was trained on (its fingerprint differs), so its "
-                        "training split cannot be rebuilt; pass --data PATH to that data")
-    label_of = {country: i for i, country in enumerate(countries)}
-    names = [normalise(s.name) for s in samples]
-    labels = [label_of[s.country] for s in samples]
-    split = grouped_split(names, labels, split_info["val_fraction"], split_info["test_fraction"], split_info["seed"])
-    return [(names[r], samples[r].country) for r in split.train]
+    prepared, split = recorded_split(split_info, data)
+    if prepared.countries != list(countries):
+        raise DataError(f"{prepared.path}: its countries differ from the checkpoint's")
+    return [(prepared.names[r], prepared.countries[prepared.labels[r]]) for r in split.train]
 
 
 def draw_examples(pairs: list[tuple[str, str]], k: int, seed: int) -> list[tuple[str, str]]:

@@ -266,3 +266,30 @@ def test_rnn_backend_does_not_import_openai(tiny_checkpoint):
                             cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "False False"
+
+
+def test_evaluate_cli_llm_side_by_side_with_the_rnn(server, tiny_checkpoint, tmp_path):
+    from utils.checkpoint import load_checkpoint
+    from utils.prepare import recorded_split
+
+    data, split = recorded_split(load_checkpoint(tiny_checkpoint)["split"])
+    test_names = {data.names[r] for r in split.test}
+    server.answer = lambda name: "Atlantis" if name == sorted(test_names)[0] else KNOWN[name]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "--checkpoint", str(tiny_checkpoint), "--backend", "llm",
+         "--limit", "6", "--shots", "1", "--llm-model", "test-model", "--llm-cache", str(tmp_path / "cache"),
+         "--out", str(tmp_path), "--json"],
+        capture_output=True, text=True, cwd=ROOT.parent, timeout=300,
+        env=cli_env(OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    side = report["side_by_side"]
+    assert report["rows"] == side["rows"] == 6 and report["limit"] == 6
+    asked = [n for r in server.requests for n in r["body"]["response_format"]["json_schema"]["schema"]["required"]]
+    assert set(asked) <= test_names and len(asked) == len(set(asked))  # test names only, each asked once
+    assert set(side["rnn"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "seconds_per_name"}
+    llm = side["llm"]
+    assert llm["model"] == "test-model" and llm["shots"] == 1 and llm["tokens"] > 0
+    assert llm["no_answer"] == (1 if sorted(test_names)[0] in asked else 0)
+    assert llm["accuracy"] == pytest.approx((6 - llm["no_answer"]) / 6)  # the fake model knows every other name
+    assert (tmp_path / "gru_classification_best_eval_test.md").read_text().count("| llm test-model |") == 1

@@ -48,3 +48,19 @@ def prepare(path: str | Path) -> Prepared:
 def split_of(data: Prepared, val_fraction: float, test_fraction: float, seed: int) -> Split:
     """The train/validation/test rows that train.py uses for these fractions and seed."""
     return grouped_split(data.names, data.labels, val_fraction, test_fraction, seed)
+
+
+def recorded_split(split_info: dict, path: str | Path | None = None) -> tuple[Prepared, Split]:
+    """The data and split a checkpoint was trained on, rebuilt from its `split` record.
+
+    `path` overrides where the data is now; either way its sha256 must match the record.
+    """
+    path = Path(path or split_info["data"])
+    if not path.exists():
+        raise DataError(f"the data this checkpoint was trained on is not at {path}; pass the data's "
+                        f"new location if it moved (evaluate.py --split-data, predict.py --data)")
+    data = prepare(path)
+    if data.sha256 != split_info["data_sha256"]:
+        raise DataError(f"{path} is not the data this checkpoint was trained on (sha256 {data.sha256[:12]}…, "
+                        f"training saw {split_info['data_sha256'][:12]}…), so its split cannot be rebuilt")
+    return data, split_of(data, split_info["val_fraction"], split_info["test_fraction"], split_info["seed"])
