@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from config.config import LLMConfig
+from llm.cli import add_llm_arguments, llm_config
 from utils.errors import DataError, UserError
 
 
@@ -35,15 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device to run the model on")
     parser.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many rows (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default: 0)")
-    llm = LLMConfig()
-    parser.add_argument("--backend", choices=("rnn", "llm"), default="rnn",
-                        help="llm: also ask an OpenAI-compatible chat model about the same rows, side by side (default: rnn)")
-    parser.add_argument("--shots", type=int, default=llm.shots,
-                        help=f"llm: labelled training names shown before each question (default: {llm.shots})")
-    parser.add_argument("--llm-model", default=llm.model, help=f"llm: chat model to ask (default: {llm.model})")
-    parser.add_argument("--base-url", default=llm.base_url,
-                        help="llm: the server's /v1 URL (default: $OPENAI_BASE_URL, else OpenAI)")
-    parser.add_argument("--llm-cache", default=llm.cache_dir, help=f"llm: answer cache folder (default: {llm.cache_dir})")
+    add_llm_arguments(parser, "llm: also ask an OpenAI-compatible chat model about the same rows, side by side")
     args = parser.parse_args(argv)
     if args.limit < 0 or args.shots < 0:
         parser.error("--limit and --shots must be at least 0")
@@ -108,13 +100,11 @@ def model_predictions(predictor, normalised_names: list[str], k: int = 3) -> tup
 def llm_side_by_side(args, checkpoint: dict, normalised: list[str], truth: list[str], rnn_predicted: list[str],
                      rnn_seconds: float) -> dict:
     """The chat model on the same names as the RNN: the same metrics, plus no-answers, tokens and time per name."""
-    from dataclasses import replace
-
     from llm.classify import LLMClassifier
     from llm.evaluate import evaluate_llm
     from utils.metrics import classification_metrics
 
-    cfg = replace(LLMConfig(), model=args.llm_model, base_url=args.base_url, shots=args.shots, cache_dir=args.llm_cache)
+    cfg = llm_config(args)
     classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.split_data)
     label_of = {country: i for i, country in enumerate(classifier.countries)}
     y_true = [label_of[c] for c in truth]

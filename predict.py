@@ -16,7 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from config.config import SAVE_DIR, LLMConfig
+from config.config import SAVE_DIR
+from llm.cli import add_llm_arguments, llm_config
 from utils.errors import CheckpointError, UserError
 
 
@@ -36,15 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="checkpoint file (default: newest *_classification_best.bin in save_model/)")
     parser.add_argument("--device", default="cpu", help="torch device to run on")
-    llm = LLMConfig()
-    parser.add_argument("--backend", choices=("rnn", "llm"), default="rnn",
-                        help="rnn: the trained checkpoint; llm: an OpenAI-compatible chat model (default: rnn)")
-    parser.add_argument("--shots", type=int, default=llm.shots,
-                        help=f"llm: labelled training names shown before the question (default: {llm.shots})")
-    parser.add_argument("--llm-model", default=llm.model, help=f"llm: chat model to ask (default: {llm.model})")
-    parser.add_argument("--base-url", default=llm.base_url,
-                        help="llm: the server's /v1 URL (default: $OPENAI_BASE_URL, else OpenAI)")
-    parser.add_argument("--llm-cache", default=llm.cache_dir, help=f"llm: answer cache folder (default: {llm.cache_dir})")
+    add_llm_arguments(parser, "rnn: the trained checkpoint; llm: an OpenAI-compatible chat model")
     parser.add_argument("--data", default=None,
                         help="llm with --shots: the training data, if not where the checkpoint says it was")
     args = parser.parse_args(argv)
@@ -104,13 +97,11 @@ def main(argv=None) -> int:
 
 def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
     """Ask the chat model; a name it answers outside the country list gets "no answer", never a near guess."""
-    from dataclasses import replace
-
     from llm.classify import LLMClassifier
     from utils.checkpoint import load_checkpoint
     from utils.text import check_name
 
-    cfg = replace(LLMConfig(), model=args.llm_model, base_url=args.base_url, shots=args.shots, cache_dir=args.llm_cache)
+    cfg = llm_config(args)
     checkpoint = load_checkpoint(args.checkpoint or default_checkpoint())
     classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.data)
     valid, failed = [], 0
