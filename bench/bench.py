@@ -49,7 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=1,
                         help="epochs both train before the held-out accuracy is taken (default: 1)")
     parser.add_argument("--startup-runs", type=int, default=5, help="runs of each start-up command (default: 5)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's own choice)")
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help=f"torch threads of the project's runs (default: train.py's, {defaults.threads}; 0: torch's choice)")
+    parser.add_argument("--baseline-threads", type=int, default=0,
+                        help="torch threads of the baseline (default 0: torch's choice, as the original project ran)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, weights and batch order")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
@@ -124,8 +127,9 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
     from utils.split import grouped_split
     from utils.text import Alphabet, normalise
 
-    if args["threads"]:
-        torch.set_num_threads(args["threads"])
+    threads = args["baseline_threads"] if kind == "baseline" else args["threads"]
+    if threads:
+        torch.set_num_threads(threads)
     device = torch.device(args["device"])
     samples = load_samples(args["data"])
     countries = countries_of(samples)
@@ -323,8 +327,8 @@ def main(argv=None) -> None:
     setup["load_avg_1min_end"] = load_average()
 
     base = rows[0]
-    print(f"\n## Training, {args.epochs} epoch(s), hidden {args.hidden_size}, device {args.device}, "
-          f"threads {setup['threads']}")
+    print(f"\n## Training, {args.epochs} epoch(s), hidden {args.hidden_size}, device {args.device}; torch threads: "
+          f"baseline {args.baseline_threads or 'default'}, project {args.threads or 'default'}")
     print("| path | batch | names/s (median) | × baseline | held-out accuracy | balanced accuracy | peak RSS MB | RSS growth in training MB |"
           + (" CUDA peak MB |" if args.device != "cpu" else ""))
     print("|---|---|---|---|---|---|---|---|" + ("---|" if args.device != "cpu" else ""))
