@@ -12,6 +12,7 @@ DATA_URL = "https://download.pytorch.org/tutorial/data.zip"
 # The original project's alphabet; anything else left after transliteration goes to one "unknown" slot.
 ALPHABET = string.ascii_letters + " .,;'"
 CELLS = ("rnn", "lstm", "gru")
+SELECT = ("accuracy", "balanced", "mean")  # validation metrics that can pick the best epoch
 
 
 @dataclass
@@ -25,6 +26,11 @@ class TrainConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0  # between stacked recurrent layers
+    weight_decay: float = 0.0  # AdamW, on weight matrices
+    schedule: str = "constant"  # learning rate per step: constant or cosine (after a short warm-up)
+    clip: float = 0.0  # max gradient norm (0: no clipping)
+    label_smoothing: float = 0.0
+    select: str = "accuracy"  # validation metric that picks the best epoch: accuracy, balanced or mean
     balance: str = "weighted"  # none, weighted (loss), sampler (balanced batches) or logit-adjust
     balance_power: float = 0.3  # 1: every country counts the same; 0: as often as in the data (README, "Class imbalance")
     seed: int = 0
