@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from config.config import ALPHABET, CELLS, DATA_URL, DEFAULT_DATA, SELECT, TrainConfig
+from config.config import ALPHABET, CELLS, DATA_URL, DEFAULT_DATA, TrainConfig
 from models.classifier import ModelArgs, NameClassifier
 from utils.balance import BALANCE, balanced_loader, class_weights, log_prior
 from utils.checkpoint import save_checkpoint
@@ -29,8 +29,8 @@ from utils.data import resolve_data
 from utils.dataset import NamesDataset, make_loader
 from utils.errors import UserError
 from utils.metrics import classification_metrics
-from utils.optim import SCHEDULES, make_optimizer, make_scheduler
 from utils.prepare import prepare, split_of
+from utils.schedule import SCHEDULES, make_scheduler
 from utils.seed import seed_everything
 from utils.text import Alphabet
 
@@ -38,17 +38,14 @@ HELP = {
     "data": "a names.tsv file (name<TAB>country) or a folder of <Country>.txt files",
     "model": "recurrent cell",
     "epochs": "passes over the training split",
-    "lr": "AdamW learning rate (the peak, with --schedule cosine)",
+    "lr": "Adam learning rate (the peak, with --schedule cosine)",
     "batch_size": "names per optimiser step",
     "hidden_size": "recurrent state size",
     "num_layers": "stacked recurrent layers",
     "bidirectional": "read names in both directions",
     "dropout": "dropout between recurrent layers and before the output layer",
-    "weight_decay": "AdamW weight decay on the weight matrices",
     "schedule": "learning rate over the run: constant, or a 5%% linear warm-up then a cosine down to 0",
-    "clip": "clip the gradient norm to this (0: no clipping)",
-    "label_smoothing": "cross-entropy label smoothing",
-    "select": "validation metric that picks the best epoch: accuracy, balanced accuracy, or their mean",
+    "dedupe": "train on each distinct (name, country) pair once, however often the data repeats it",
     "balance": "counter the class imbalance: class-weighted loss, class-balanced sampling, or logit adjustment",
     "balance_power": "strength of --balance: 1 counters the imbalance fully, 0.5 halfway (a power on the weights)",
     "seed": "seed for the split, the initial weights and the batch order",
@@ -72,7 +69,7 @@ def parse_args(argv=None) -> TrainConfig:
         if field.type is bool or isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[field.name])
         else:
-            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES, "select": SELECT}.get(field.name)
+            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES}.get(field.name)
             parser.add_argument(flag, type=type(default), default=default, choices=choices,
                                 help=f"{HELP[field.name]} (default: {default})")
     return TrainConfig(**vars(parser.parse_args(argv)))
@@ -101,13 +98,6 @@ def predict_all(model, loader, device) -> tuple[list[int], list[int], float]:
     return y_true, y_pred, loss_sum / max(1, len(y_true))
 
 
-def selection_score(val: dict[str, float], select: str) -> float:
-    """The validation number that picks the best epoch (--select)."""
-    if select == "mean":
-        return (val["accuracy"] + val["balanced_accuracy"]) / 2
-    return val["balanced_accuracy" if select == "balanced" else "accuracy"]
-
-
 def train(cfg: TrainConfig) -> dict:
     """Train one model as `cfg` says; returns the history (with test metrics), parameter count and paths."""
     print("config:", json.dumps(asdict(cfg)))
@@ -132,7 +122,10 @@ def train(cfg: TrainConfig) -> dict:
     def part(rows):
         return NamesDataset([names[r] for r in rows], [labels[r] for r in rows], alphabet)
 
-    train_set = part(split.train)
+    train_rows = split.train
+    if cfg.dedupe:  # Arabic is 85 names repeated ~18 times each in the training split
+        train_rows = list({(names[r], labels[r]): r for r in train_rows}.values())
+    train_set = part(train_rows)
     if cfg.balance == "sampler":
         train_loader = balanced_loader(train_set, len(countries), cfg.batch_size, cfg.seed, cfg.balance_power)
     else:
@@ -150,7 +143,7 @@ def train(cfg: TrainConfig) -> dict:
     model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
                            cfg.num_layers, cfg.bidirectional, cfg.dropout)
     model = NameClassifier(model_args).to(device)
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     total_steps = cfg.epochs * len(train_loader)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
@@ -167,7 +160,7 @@ def train(cfg: TrainConfig) -> dict:
                   "data": str(Path(data_path).resolve()), "data_sha256": data.sha256},
     }
     history = {"samples": [], "loss": [], "accuracy": [], "epochs": []}
-    best_score = -1.0
+    best = {"val_accuracy": -1.0}
     best_path = save_dir / f"{cfg.model}_classification_best.bin"
     best_state = None
     steps, seen, window_loss, window_correct, window_count = 0, 0, 0.0, 0, 0
@@ -180,11 +173,9 @@ def train(cfg: TrainConfig) -> dict:
         for letters, lengths, labels in tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
             letters, labels = letters.to(device), labels.to(device)
             logits = model(letters, lengths)  # [B, n_countries]
-            loss = F.cross_entropy(logits + offset, labels, weight=weight, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits + offset, labels, weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             optimizer.step()
             scheduler.step()
             steps += 1
@@ -216,9 +207,8 @@ def train(cfg: TrainConfig) -> dict:
         checkpoint = {**base, "model_state": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "epoch": epoch, "metrics": record}
         save_checkpoint(checkpoint, save_dir / f"{cfg.model}_classification_{epoch}.bin")
-        score = selection_score(val, cfg.select)
-        if score > best_score:
-            best, best_score = record, score
+        if val["accuracy"] > best["val_accuracy"]:
+            best = record
             best_state = copy.deepcopy(checkpoint)
             save_checkpoint(best_state, best_path)
         if cfg.max_steps and steps >= cfg.max_steps:

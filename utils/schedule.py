@@ -1,17 +1,9 @@
-"""The optimiser and its learning-rate schedule."""
+"""The learning rate over a run: constant, or warm-up then cosine."""
 import math
 
 import torch
 
 SCHEDULES = ("constant", "cosine")
-
-
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; weight decay on the weight matrices only (biases are not decayed, as in nanoGPT)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
