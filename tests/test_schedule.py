@@ -1,4 +1,4 @@
-"""The learning-rate schedule, de-duplication, and that their train.py flags take effect."""
+"""The learning-rate schedule, de-duplication, their train.py flags, and the oracle ceiling (utils/oracle.py)."""
 import pytest
 import torch
 
@@ -49,3 +49,13 @@ def test_flags_reach_the_schedule_and_the_training_rows(tmp_path):
     seen, seen_once = history["epochs"][0]["samples"], deduped["epochs"][0]["samples"]
     n_train_russian = seen - seen_once
     assert n_train_russian > 0 and n_train_russian % 2 == 0  # two extra copies of each training Russian name gone
+
+
+def test_oracle_gives_each_name_one_label():
+    from utils.oracle import oracle_predictions
+
+    names = ["Smith", "Smith", "Smith", "Mackay", "Jones", "Jones", "Jones", "Jones"]
+    labels = [0, 0, 1, 1, 0, 0, 0, 0]  # Smith: twice class 0, once class 1
+    assert oracle_predictions(names, labels) == [0, 0, 0, 1, 0, 0, 0, 0]  # one Smith row must be wrong
+    # one Smith row is half of class 1's two rows but two Smith rows are only a third of class 0's six
+    assert oracle_predictions(names, labels, balanced=True) == [1, 1, 1, 1, 0, 0, 0, 0]
