@@ -4,6 +4,7 @@ import json
 import torch
 
 from conftest import run_script
+from config.config import TrainConfig
 
 
 def test_bench_runs_end_to_end_on_tiny_data(tiny_tsv, tmp_path):
@@ -13,7 +14,7 @@ def test_bench_runs_end_to_end_on_tiny_data(tiny_tsv, tmp_path):
                         "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "| baseline: one-hot per item, batch 1, nn.RNN | 1 |" in result.stdout
-    assert "| project gru | 32 |" in result.stdout and "`predict.py lucy`" in result.stdout
+    assert f"| project gru | {TrainConfig().batch_size} |" in result.stdout  # train.py's batch size and "`predict.py lucy`" in result.stdout
     figures = json.loads(out.read_text())
     assert [(row["kind"], row["cell"]) for row in figures["training"]] == [("baseline", "rnn"), ("project", "rnn"),
                                                                           ("project", "gru")]
