@@ -39,20 +39,13 @@ def parse_args(argv=None):
     return args, cfg
 
 
-def smooth(values: list[float], window: int = 20) -> list[float]:
-    """Running mean over the last `window` points: the 100-sample losses are too noisy to compare by eye."""
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v - (values[i - window] if i >= window else 0.0)
-        out.append(total / min(i + 1, window))
-    return out
-
-
 def plot_runs(runs: list[dict], out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
+
+    from utils.plot import running_mean
 
     balances = list(dict.fromkeys(r["balance"] for r in runs))
     style = {b: STYLES[i % len(STYLES)] for i, b in enumerate(balances)}
@@ -64,7 +57,7 @@ def plot_runs(runs: list[dict], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in runs:
         h = r["history"]
-        ax.plot(h["samples"], smooth(h["loss"]), style[r["balance"]], color=COLOURS[r["model"]], lw=1.2, label=label(r))
+        ax.plot(h["samples"], running_mean(h["loss"], window=20), style[r["balance"]], color=COLOURS[r["model"]], lw=1.2, label=label(r))
     ax.set(xlabel="training samples seen", ylabel="training loss (running mean of 20 × 100 samples)",
            title="training loss")
     ax.grid(alpha=0.3)

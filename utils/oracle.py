@@ -33,7 +33,7 @@ def main(argv=None) -> None:
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/names.tsv", help="names.tsv or a names/ folder")
+    parser.add_argument("--data", default=defaults.data, help=f"names.tsv or a names/ folder (default: {defaults.data})")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="split seed, as train.py's --seed")
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction)

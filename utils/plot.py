@@ -4,11 +4,13 @@ from pathlib import Path
 import numpy as np
 
 
-def _smooth(values: list[float], window: int = 25) -> np.ndarray:
-    """Running mean, so the trend shows through the noise of 100-sample averages."""
-    values = np.asarray(values, dtype=float)
-    window = max(1, min(window, len(values)))
-    return np.convolve(values, np.ones(window) / window, mode="valid")
+def running_mean(values: list[float], window: int = 25) -> list[float]:
+    """Mean of each point and the `window - 1` before it: the trend through noisy 100-sample averages."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
@@ -25,9 +27,8 @@ def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, label in ((loss_ax, "loss", "cross-entropy loss"), (acc_ax, "accuracy", "accuracy")):
         if history[key]:
-            smooth = _smooth(history[key])
             ax.plot(x, history[key], color="tab:blue", alpha=0.25, lw=0.6, label="train, mean of each 100 samples")
-            ax.plot(x[len(x) - len(smooth):], smooth, color="tab:blue", lw=1.5, label="train, running mean")
+            ax.plot(x, running_mean(history[key]), color="tab:blue", lw=1.5, label="train, running mean")
         ax.plot(x_epochs, [e[f"val_{key}"] for e in epochs], "o-", color="tab:orange", label="validation")
         ax.set(xlabel="epoch", ylabel=label, title=label)
     acc_ax.plot(x_epochs, [e["val_balanced_accuracy"] for e in epochs], "s--", color="tab:green",
