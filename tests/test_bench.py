@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from conftest import run_script
+from tests.conftest import run_script
 from config.config import TrainConfig
 
 

@@ -1,7 +1,7 @@
 """The scripts as a user runs them: from another folder, through subprocesses, checking output and exit codes."""
 import json
 
-from conftest import run_script
+from tests.conftest import run_script
 
 
 def test_train_then_predict_end_to_end(tiny_folder, tmp_path):

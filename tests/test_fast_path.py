@@ -13,7 +13,7 @@ from models.predictor import Predictor
 from utils.dataset import NamesDataset, collate_one_hot, encode_names, make_loader
 from utils.text import Alphabet
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 COUNTRIES = [f"country{i}" for i in range(7)]
 
