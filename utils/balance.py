@@ -2,6 +2,8 @@
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from utils.dataset import batch_loader
+
 BALANCE = ("none", "weighted", "sampler", "logit-adjust")
 
 
@@ -52,11 +54,6 @@ class BalancedBucketSampler(Sampler[list[int]]):
         return max(1, len(self.row_weights) // self.batch_size)
 
 
-def _batch_as_is(batch):
-    return batch
-
-
 def balanced_loader(dataset, n_classes: int, batch_size: int, seed: int = 0, power: float = 1.0) -> DataLoader:
     """A DataLoader like utils.dataset.make_loader's, over class-balanced draws of the dataset's rows."""
-    sampler = BalancedBucketSampler(dataset.lengths, dataset.labels, n_classes, batch_size, seed, power)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=_batch_as_is)
+    return batch_loader(dataset, BalancedBucketSampler(dataset.lengths, dataset.labels, n_classes, batch_size, seed, power))

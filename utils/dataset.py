@@ -98,7 +98,11 @@ def _batch_as_is(batch):
     return batch
 
 
+def batch_loader(dataset: NamesDataset, batch_sampler: Sampler[list[int]]) -> DataLoader:
+    """A DataLoader whose batches come whole from `dataset.__getitems__`, so nothing is collated per name."""
+    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=_batch_as_is)
+
+
 def make_loader(dataset: NamesDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     """A DataLoader of (letters [B, T], lengths [B], labels [B]) batches of equal-length names."""
-    sampler = LengthBucketSampler(dataset.lengths, batch_size, shuffle, seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=_batch_as_is)
+    return batch_loader(dataset, LengthBucketSampler(dataset.lengths, batch_size, shuffle, seed))
