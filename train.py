@@ -72,7 +72,15 @@ def parse_args(argv=None) -> TrainConfig:
             choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES}.get(field.name)
             parser.add_argument(flag, type=type(default), default=default, choices=choices,
                                 help=f"{HELP[field.name]} (default: {default})")
-    return TrainConfig(**vars(parser.parse_args(argv)))
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every"):
+        if getattr(cfg, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if cfg.lr <= 0 or not 0 <= cfg.dropout < 1 or cfg.max_steps < 0 or cfg.threads < 0 or cfg.balance_power < 0:
+        parser.error("--lr must be positive, --dropout in [0, 1), --max-steps, --threads and --balance-power not negative")
+    if not (0 < cfg.val_fraction < 0.5 and 0 < cfg.test_fraction < 0.5):
+        parser.error("--val-fraction and --test-fraction must be between 0 and 0.5")
+    return cfg
 
 
 def pick_device(name: str) -> torch.device:

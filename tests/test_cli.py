@@ -65,3 +65,11 @@ def test_train_on_malformed_data_names_the_line(tmp_path):
     result = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "s"))
     assert result.returncode == 1
     assert f"{data}:2:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_refuses_impossible_settings_before_reading_data(tmp_path):
+    for flags, message in ((["--epochs", "0"], "--epochs must be at least 1"),
+                           (["--batch-size", "0"], "--batch-size must be at least 1"),
+                           (["--test-fraction", "0.7"], "between 0 and 0.5")):
+        result = run_script("train.py", "--data", str(tmp_path / "nowhere.tsv"), *flags)
+        assert result.returncode == 2 and message in result.stderr
