@@ -60,10 +60,23 @@ def read_names(args_names: list[str]) -> list[str]:
     return names
 
 
+def classifiable(names: list[str]) -> tuple[list[tuple[str, str]], int]:
+    """(name, normalised name) of the names that can be classified, and how many could not (each said on stderr)."""
+    from utils.text import check_name
+
+    valid, failed = [], 0
+    for name in names:
+        try:
+            valid.append((name, check_name(name)))
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    return valid, failed
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from models.predictor import Predictor  # torch is imported here, after argument errors are out of the way
-    from utils.text import check_name
 
     names = read_names(args.names)
     if not names:
@@ -72,15 +85,8 @@ def main(argv=None) -> int:
         return predict_llm(args, names)
     predictor = Predictor.from_checkpoint(args.checkpoint or default_checkpoint(), device=args.device)
 
-    valid, failed = [], 0
-    for name in names:
-        try:
-            check_name(name)
-            valid.append(name)
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
-    for p in predictor.predict(valid, topk=args.topk):
+    valid, failed = classifiable(names)
+    for p in predictor.predict([name for name, _ in valid], topk=args.topk):
         if p.unknown_chars:
             print(f"warning: {p.name!r} has characters outside the alphabet {p.unknown_chars}, read as 'unknown'",
                   file=sys.stderr)
@@ -99,18 +105,11 @@ def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
     """Ask the chat model; a name it answers outside the country list gets "no answer", never a near guess."""
     from llm.classify import LLMClassifier
     from utils.checkpoint import load_checkpoint
-    from utils.text import check_name
 
     cfg = llm_config(args)
     checkpoint = load_checkpoint(args.checkpoint or default_checkpoint())
     classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.data)
-    valid, failed = [], 0
-    for name in names:
-        try:
-            valid.append((name, check_name(name)))
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
+    valid, failed = classifiable(names)
     answers = classifier.classify([norm for _, norm in valid]) if valid else []
     for (name, _), a in zip(valid, answers):
         if a.country is None:

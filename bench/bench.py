@@ -123,23 +123,21 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
 
     from config.config import ALPHABET
     from models.classifier import ModelArgs, NameClassifier
-    from utils.data import countries_of, load_samples
+    from config.config import TrainConfig
     from utils.dataset import NamesDataset, make_loader
     from utils.metrics import classification_metrics
+    from utils.prepare import prepare, split_of
     from utils.seed import seed_everything
-    from utils.split import grouped_split
-    from utils.text import Alphabet, normalise
+    from utils.text import Alphabet
 
     threads = args["baseline_threads"] if kind == "baseline" else args["threads"]
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(args["device"])
-    samples = load_samples(args["data"])
-    countries = countries_of(samples)
-    label_of = {country: i for i, country in enumerate(countries)}
-    names = [normalise(s.name) for s in samples]
-    labels = [label_of[s.country] for s in samples]
-    split = grouped_split(names, labels, 0.1, 0.1, args["seed"])
+    data = prepare(args["data"])  # the rows, labels and split train.py uses
+    names, labels, countries = data.names, data.labels, data.countries
+    defaults = TrainConfig()
+    split = split_of(data, defaults.val_fraction, defaults.test_fraction, args["seed"])
     timed_rows = [split.train[i] for i in torch.randperm(len(split.train), generator=torch.Generator().manual_seed(
         args["seed"]))[: args["names"]].tolist()]
     alphabet = Alphabet(ALPHABET)
