@@ -30,7 +30,7 @@ from utils.dataset import NamesDataset, make_loader
 from utils.errors import UserError
 from utils.metrics import classification_metrics
 from utils.prepare import prepare, split_of
-from utils.schedule import SCHEDULES, make_scheduler
+from utils.schedule import SCHEDULES, make_optimizer, make_scheduler
 from utils.seed import seed_everything
 from utils.text import Alphabet
 
@@ -151,7 +151,7 @@ def train(cfg: TrainConfig) -> dict:
     model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
                            cfg.num_layers, cfg.bidirectional, cfg.dropout)
     model = NameClassifier(model_args).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg.lr, device)
     total_steps = cfg.epochs * len(train_loader)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)

@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from models import fast_rnn
+
 RECURRENT_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -38,10 +40,14 @@ class NameClassifier(nn.Module):
 
         `lengths` [B] gives each name's length; positions past it are padding and are never read.
         """
+        lengths = lengths.cpu()
+        same_length = bool((lengths == lengths[0]).all())  # a bucketed batch or a single name: no padding
+        if same_length and fast_rnn.can_run(self.rnn, letters):
+            last = fast_rnn.last_states(self.rnn, letters[:, : int(lengths[0])])  # [B, directions * H]
+            return self.head(self.dropout(last))
         if letters.dtype == torch.long:
             letters = F.one_hot(letters, self.args.n_letters).to(self.head.weight.dtype)  # [B, T, n_letters]
-        lengths = lengths.cpu()
-        if bool((lengths == lengths[0]).all()):  # one length (a bucketed batch or a single name): no packing needed
+        if same_length:
             _, hidden = self.rnn(letters[:, : int(lengths[0])])
         else:
             _, hidden = self.rnn(pack_padded_sequence(letters, lengths, batch_first=True, enforce_sorted=False))

@@ -49,9 +49,10 @@ def test_encode_names_matches_per_name_encoding():
 
 @pytest.mark.parametrize("args", [
     ModelArgs("rnn", len(ALPHABET) + 1, len(COUNTRIES), hidden_size=32),
+    ModelArgs("rnn", len(ALPHABET) + 1, len(COUNTRIES), hidden_size=32, bidirectional=True),
     ModelArgs("lstm", len(ALPHABET) + 1, len(COUNTRIES), hidden_size=32),
     ModelArgs("gru", len(ALPHABET) + 1, len(COUNTRIES), hidden_size=32, num_layers=2, bidirectional=True),
-], ids=["rnn", "lstm", "gru-2-layers-bidirectional"])
+], ids=["rnn", "rnn-bidirectional", "lstm", "gru-2-layers-bidirectional"])
 def test_fast_paths_give_the_reference_logits(args):
     torch.manual_seed(0)
     alphabet = Alphabet(ALPHABET)

@@ -1,9 +1,15 @@
-"""The learning rate over a run: constant, or warm-up then cosine."""
+"""The optimiser, and the learning rate over a run: constant, or warm-up then cosine."""
 import math
 
 import torch
 
 SCHEDULES = ("constant", "cosine")
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam; on a CPU or CUDA device its fused kernel, which updates each parameter in one pass instead of
+    about ten tensor operations (a few percent of a small model's step)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
