@@ -33,7 +33,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     device: str = "auto"  # cuda, then mps, then cpu
-    threads: int = 1  # CPU threads for torch (0: torch's choice); see README, "Class imbalance"
+    threads: int = 1  # CPU threads for torch (0: torch's choice); see README, "Speed"
     save_dir: str = str(SAVE_DIR)
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no limit); for smoke tests
     log_every: int = 100  # samples between two points of the loss/accuracy history

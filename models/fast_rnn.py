@@ -63,7 +63,7 @@ def can_run(rnn: nn.Module, letters: torch.Tensor) -> bool:
     """Whether `rnn` on `letters` (indices [B, T], all T long) can take this path."""
     return (isinstance(rnn, nn.RNN) and rnn.nonlinearity == "tanh" and rnn.num_layers == 1 and rnn.bias
             and rnn.batch_first and letters.dtype == torch.long and letters.device.type == "cpu"
-            and letters.shape[1] > 0)
+            and rnn.weight_hh_l0.device.type == "cpu" and letters.shape[1] > 0)
 
 
 def last_states(rnn: nn.RNN, letters: torch.Tensor) -> torch.Tensor:
