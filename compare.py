@@ -40,12 +40,9 @@ def parse_args(argv=None):
 
 
 def plot_runs(runs: list[dict], out: Path) -> list[Path]:
-    import matplotlib
+    from utils.plot import pyplot, running_mean, save_figure
 
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    from utils.plot import running_mean
+    plt = pyplot()
 
     balances = list(dict.fromkeys(r["balance"] for r in runs))
     style = {b: STYLES[i % len(STYLES)] for i, b in enumerate(balances)}
@@ -62,10 +59,7 @@ def plot_runs(runs: list[dict], out: Path) -> list[Path]:
            title="training loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    paths.append(out / "compare_loss.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "compare_loss.png"))
 
     fig, (acc_ax, bal_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
     for r in runs:
@@ -80,20 +74,14 @@ def plot_runs(runs: list[dict], out: Path) -> list[Path]:
     for ax in (acc_ax, bal_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "compare_val_accuracy.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "compare_val_accuracy.png"))
 
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(runs) + 2), 4))
     bars = ax.bar([label(r) for r in runs], [r["seconds"] for r in runs], color=[COLOURS[r["model"]] for r in runs])
     ax.bar_label(bars, fmt="%.0f s")
     ax.set(ylabel="seconds", title="training time (all epochs)")
     ax.tick_params(axis="x", labelrotation=20 if len(runs) > 3 else 0)
-    fig.tight_layout()
-    paths.append(out / "compare_time.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "compare_time.png"))
     return paths
 
 

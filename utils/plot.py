@@ -13,12 +13,28 @@ def running_mean(values: list[float], window: int = 25) -> list[float]:
     return out
 
 
-def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
+def pyplot():
+    """matplotlib.pyplot drawing to files only, never a window; imported when a figure is due, so the
+    scripts that draw nothing (predict.py) never load matplotlib."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only, never a window
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out, write and close a figure; returns its path."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
+def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
+    plt = pyplot()
     epochs = history["epochs"]
     per_epoch = max(1, epochs[0]["samples"] // epochs[0]["epoch"])  # training samples in one epoch
     x = np.asarray(history["samples"], dtype=float) / per_epoch
@@ -39,8 +55,4 @@ def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -76,11 +76,9 @@ def report_markdown(report: dict, title: str) -> str:
 
 def plot_confusion(confusion: dict, path: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix (each true country's rows sum to 1), country names on both axes."""
-    import matplotlib
+    from utils.plot import pyplot, save_figure
 
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = confusion["labels"]
     counts = np.asarray(confusion["matrix"], dtype=float)  # [true, predicted]
     rows = counts.sum(axis=1, keepdims=True)
@@ -98,8 +96,4 @@ def plot_confusion(confusion: dict, path: str | Path, title: str = "") -> Path:
     fig.colorbar(image, ax=ax, fraction=0.04, label="share of the true country's rows")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
