@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from config.config import ALPHABET, CELLS, DATA_URL, DEFAULT_DATA, TrainConfig
 from models.classifier import ModelArgs, NameClassifier
-from utils.balance import BALANCE, balanced_loader, class_weights, log_prior
+from utils.balance import BALANCE, PRIORS, balanced_loader, class_weights, log_prior, prediction_offset
 from utils.checkpoint import save_checkpoint
 from utils.data import resolve_data
-from utils.dataset import NamesDataset, make_loader
+from utils.dataset import NamesDataset, drop_letters, make_loader
 from utils.errors import UserError
 from utils.metrics import classification_metrics
 from utils.prepare import prepare, split_of
@@ -48,6 +48,11 @@ HELP = {
     "dedupe": "train on each distinct (name, country) pair once, however often the data repeats it",
     "balance": "counter the class imbalance: class-weighted loss, class-balanced sampling, or logit adjustment",
     "balance_power": "strength of --balance: 1 counters the imbalance fully, 0.5 halfway (a power on the weights)",
+    "prior": "class mix the predictions assume: that of every row of the training split (the mix the test split "
+             "counts), or that of the distinct names trained on (they differ with --dedupe)",
+    "posthoc_adjust": "after training, move decisions towards equal countries by subtracting this power of the "
+                      "log class prior from the logits (post-hoc logit adjustment; 0: off); combines with --balance",
+    "letter_dropout": "share of letters replaced by the unknown slot while training, so no single letter decides",
     "seed": "seed for the split, the initial weights and the batch order",
     "val_fraction": "share of distinct names held out for validation",
     "test_fraction": "share of distinct names held out for the final test",
@@ -69,15 +74,17 @@ def parse_args(argv=None) -> TrainConfig:
         if field.type is bool or isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[field.name])
         else:
-            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES}.get(field.name)
+            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES, "prior": PRIORS}.get(field.name)
             parser.add_argument(flag, type=type(default), default=default, choices=choices,
                                 help=f"{HELP[field.name]} (default: {default})")
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if cfg.lr <= 0 or not 0 <= cfg.dropout < 1 or cfg.max_steps < 0 or cfg.threads < 0 or cfg.balance_power < 0:
-        parser.error("--lr must be positive, --dropout in [0, 1), --max-steps, --threads and --balance-power not negative")
+    if cfg.lr <= 0 or not (0 <= cfg.dropout < 1 and 0 <= cfg.letter_dropout < 1):
+        parser.error("--lr must be positive, --dropout and --letter-dropout in [0, 1)")
+    if min(cfg.max_steps, cfg.threads, cfg.balance_power, cfg.posthoc_adjust) < 0:
+        parser.error("--max-steps, --threads, --balance-power and --posthoc-adjust must not be negative")
     if not (0 < cfg.val_fraction < 0.5 and 0 < cfg.test_fraction < 0.5):
         parser.error("--val-fraction and --test-fraction must be between 0 and 0.5")
     return cfg
@@ -151,6 +158,10 @@ def train(cfg: TrainConfig) -> dict:
     model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
                            cfg.num_layers, cfg.bidirectional, cfg.dropout)
     model = NameClassifier(model_args).to(device)
+    # what evaluation adds to the logits: the training rows' class mix, and the post-hoc adjustment
+    model.logit_offset.copy_(prediction_offset(
+        train_set.labels, torch.tensor([labels[r] for r in split.train]), len(countries), cfg.prior,
+        cfg.posthoc_adjust))
     optimizer = make_optimizer(model, cfg.lr, device)
     total_steps = cfg.epochs * len(train_loader)
     if cfg.max_steps:
@@ -180,6 +191,7 @@ def train(cfg: TrainConfig) -> dict:
         epoch_loss, epoch_correct, epoch_count = 0.0, 0, 0
         for letters, lengths, labels in tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
             letters, labels = letters.to(device), labels.to(device)
+            letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
             logits = model(letters, lengths)  # [B, n_countries]
             loss = F.cross_entropy(logits + offset, labels, weight=weight)
             optimizer.zero_grad(set_to_none=True)

@@ -29,6 +29,9 @@ class TrainConfig:
     dedupe: bool = True  # train on each distinct (name, country) pair once: Arabic repeats 85 names ~18 times
     balance: str = "weighted"  # none, weighted (loss), sampler (balanced batches) or logit-adjust
     balance_power: float = 0.3  # 1: every country counts the same; 0: as often as in the data (README, "Class imbalance")
+    prior: str = "rows"  # class mix the predictions assume: every training row's, or the distinct names' (README, "Class imbalance")
+    posthoc_adjust: float = 0.0  # after training, a power of the log prior taken off the logits (README, "Class imbalance")
+    letter_dropout: float = 0.2  # share of letters hidden (read as "unknown") while training (README, "Class imbalance")
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1

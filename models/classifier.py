@@ -34,6 +34,9 @@ class NameClassifier(nn.Module):
             bidirectional=args.bidirectional, dropout=args.dropout if args.num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(args.dropout)
         self.head = nn.Linear(args.hidden_size * self.directions, args.n_countries)
+        # Added to the logits when predicting (eval mode) only, as dropout acts only when training:
+        # the class-mix correction of utils.balance.prediction_offset. Saved with the weights.
+        self.register_buffer("logit_offset", torch.zeros(args.n_countries))  # [n_countries]
 
     def forward(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits [B, n_countries] for letter indices [B, T] (or their one-hot [B, T, n_letters]).
@@ -44,7 +47,7 @@ class NameClassifier(nn.Module):
         same_length = bool((lengths == lengths[0]).all())  # a bucketed batch or a single name: no padding
         if same_length and fast_rnn.can_run(self.rnn, letters):
             last = fast_rnn.last_states(self.rnn, letters[:, : int(lengths[0])])  # [B, directions * H]
-            return self.head(self.dropout(last))
+            return self._logits(last)
         if letters.dtype == torch.long:
             letters = F.one_hot(letters, self.args.n_letters).to(self.head.weight.dtype)  # [B, T, n_letters]
         if same_length:
@@ -55,4 +58,8 @@ class NameClassifier(nn.Module):
             hidden = hidden[0]
         # hidden: [num_layers * directions, B, H]; the top layer's last state in each direction
         last = torch.cat(list(hidden[-self.directions:]), dim=1)  # [B, directions * H]
-        return self.head(self.dropout(last))
+        return self._logits(last)
+
+    def _logits(self, last: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.dropout(last))  # [B, n_countries]
+        return logits if self.training else logits + self.logit_offset

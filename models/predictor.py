@@ -27,7 +27,9 @@ def model_from_checkpoint(checkpoint: dict, source: str | Path = "checkpoint") -
     """Rebuild the classifier from the checkpoint alone; CheckpointError if the weights do not fit."""
     try:
         model = NameClassifier(ModelArgs(**checkpoint["model_args"]))
-        model.load_state_dict(checkpoint["model_state"])
+        # checkpoints from before the class-mix correction have no offset: they predict without one
+        state = {"logit_offset": model.logit_offset, **checkpoint["model_state"]}
+        model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as e:
         reason = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{source}: weights do not match the model they describe ({reason})") from None

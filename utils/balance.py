@@ -1,10 +1,12 @@
-"""Ways to counter the class imbalance (Russian is 47% of the rows): weighted loss, balanced sampling, logit adjustment."""
+"""Ways to counter the class imbalance (Russian is 47% of the rows): weighted loss, balanced sampling,
+logit adjustment in training or after it, and the class mix the predictions assume."""
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from utils.dataset import batch_loader
 
 BALANCE = ("none", "weighted", "sampler", "logit-adjust")
+PRIORS = ("rows", "names")
 
 
 def class_counts(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -25,6 +27,22 @@ def log_prior(labels: torch.Tensor, n_classes: int, power: float = 1.0) -> torch
     lets the raw logits learn the balanced posterior; prediction uses the raw logits unchanged.
     """
     return power * (class_counts(labels, n_classes) / len(labels)).log()
+
+
+def prediction_offset(trained_labels: torch.Tensor, row_labels: torch.Tensor, n_classes: int,
+                      prior: str = "rows", posthoc_adjust: float = 0.0) -> torch.Tensor:
+    """What the model adds to its logits when predicting, [n_classes]; zeros when nothing changes.
+
+    A model trained on `trained_labels` (each distinct name once, with --dedupe) has learned their
+    class mix. prior "rows" multiplies each class's odds by its share of every row of the training
+    split (`row_labels`) over its share of `trained_labels`, so predictions follow the mix the test
+    split counts: Arabic is 85 distinct training names but 10% of the rows. `posthoc_adjust` > 0 then
+    moves the decisions towards equal classes by subtracting that power of the log prior (post-hoc
+    logit adjustment, Menon et al., 2021); it works on top of any --balance used in training.
+    """
+    trained, rows = log_prior(trained_labels, n_classes), log_prior(row_labels, n_classes)  # [n_classes]
+    target = rows if prior == "rows" else trained
+    return target - trained - posthoc_adjust * target
 
 
 class BalancedBucketSampler(Sampler[list[int]]):

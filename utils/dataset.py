@@ -28,6 +28,15 @@ def encode_names(names: list[str], alphabet: Alphabet) -> tuple[torch.Tensor, to
     return letters, lengths
 
 
+def drop_letters(letters: torch.Tensor, p: float, unknown_index: int) -> torch.Tensor:
+    """letters [B, T] with each one replaced by the unknown slot with probability p (a training-time
+    augmentation: the model cannot lean on any single letter, and sees names a little differently
+    each epoch). Uses torch's global generator, so a seeded run draws the same letters."""
+    if p == 0:
+        return letters
+    return letters.masked_fill(torch.rand(letters.shape, device=letters.device) < p, unknown_index)
+
+
 class NamesDataset(Dataset):
     """Encoded names and country labels.
 
