@@ -102,7 +102,8 @@ def pick_device(name: str) -> torch.device:
 
 @torch.inference_mode()
 def predict_all(model, loader, device) -> tuple[list[int], list[int], float]:
-    """(true labels, predicted labels, mean loss) over a loader, in the loader's order."""
+    """(true labels, predicted labels, mean loss) over a loader, in the loader's order; in eval mode the
+    model adds its class-mix offset, so these are the predictions predict.py would make."""
     model.eval()
     y_true, y_pred, loss_sum = [], [], 0.0
     for letters, lengths, labels in loader:
@@ -147,12 +148,12 @@ def train(cfg: TrainConfig) -> dict:
         train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val_loader = make_loader(part(split.val), 1024, shuffle=False)
     test_loader = make_loader(part(split.test), 1024, shuffle=False)
-    # the loss's class weights and logit offset, from the training split's class frequencies
-    weight, offset = None, 0.0
+    # the loss's class weights and logit offset (training only), from the training split's class frequencies
+    weight, loss_offset = None, 0.0
     if cfg.balance == "weighted":
         weight = class_weights(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
     elif cfg.balance == "logit-adjust":
-        offset = log_prior(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
+        loss_offset = log_prior(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
 
     # --- model ---
     model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
@@ -193,7 +194,7 @@ def train(cfg: TrainConfig) -> dict:
             letters, labels = letters.to(device), labels.to(device)
             letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
             logits = model(letters, lengths)  # [B, n_countries]
-            loss = F.cross_entropy(logits + offset, labels, weight=weight)
+            loss = F.cross_entropy(logits + loss_offset, labels, weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
