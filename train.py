@@ -14,11 +14,12 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from config.config import ALPHABET, CELLS, DATA_URL, DEFAULT_DATA, TrainConfig
@@ -29,9 +30,10 @@ from utils.data import resolve_data
 from utils.dataset import NamesDataset, drop_letters, make_loader
 from utils.errors import UserError
 from utils.metrics import classification_metrics
-from utils.prepare import prepare, split_of
+from utils.prepare import Prepared, prepare, split_of
 from utils.schedule import SCHEDULES, make_optimizer, make_scheduler
 from utils.seed import seed_everything
+from utils.split import Split
 from utils.text import Alphabet
 
 HELP = {
@@ -114,23 +116,29 @@ def predict_all(model, loader, device) -> tuple[list[int], list[int], float]:
     return y_true, y_pred, loss_sum / max(1, len(y_true))
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train one model as `cfg` says; returns the history (with test metrics), parameter count and paths."""
-    print("config:", json.dumps(asdict(cfg)))
-    seed_everything(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+@dataclass
+class RunData:
+    """The data of one run: every row, the split, and the loaders over it."""
+    path: Path
+    data: Prepared
+    alphabet: Alphabet
+    split: Split
+    train_set: NamesDataset  # what the model trains on: deduplicated with --dedupe
+    train_loader: DataLoader
+    val_loader: DataLoader
+    test_loader: DataLoader
 
-    # --- data: read, normalise, split by name ---
+
+def load_data(cfg: TrainConfig) -> RunData:
+    """Read, normalise and split the data by name; print what was found."""
     data_path = resolve_data(cfg.data, DEFAULT_DATA, DATA_URL)
     data = prepare(data_path)
-    names, labels, countries = data.names, data.labels, data.countries
+    names, labels = data.names, data.labels
     alphabet = Alphabet(ALPHABET)
     odd = sorted({ch for name in names for ch in alphabet.unknown_chars(name)})
     n_odd = sum(1 for name in names if alphabet.unknown_chars(name))
     split = split_of(data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    print(f"data: {len(names)} names, {len(countries)} countries from {data_path}; "
+    print(f"data: {len(names)} names, {len(data.countries)} countries from {data_path}; "
           f"split train/val/test {len(split.train)}/{len(split.val)}/{len(split.test)} rows, grouped by name")
     if n_odd:
         print(f"note: {n_odd} names hold characters outside the alphabet {odd}, read as 'unknown'")
@@ -143,28 +151,71 @@ def train(cfg: TrainConfig) -> dict:
         train_rows = list({(names[r], labels[r]): r for r in train_rows}.values())
     train_set = part(train_rows)
     if cfg.balance == "sampler":
-        train_loader = balanced_loader(train_set, len(countries), cfg.batch_size, cfg.seed, cfg.balance_power)
+        train_loader = balanced_loader(train_set, len(data.countries), cfg.batch_size, cfg.seed, cfg.balance_power)
     else:
         train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    val_loader = make_loader(part(split.val), 1024, shuffle=False)
-    test_loader = make_loader(part(split.test), 1024, shuffle=False)
+    return RunData(Path(data_path), data, alphabet, split, train_set, train_loader,
+                   make_loader(part(split.val), 1024, shuffle=False), make_loader(part(split.test), 1024, shuffle=False))
+
+
+class RunningLog:
+    """Training loss and accuracy: averaged over every `every` samples (the original project's curve)
+    into `history`, and over the current epoch."""
+
+    def __init__(self, every: int):
+        self.every, self.seen = every, 0
+        self.history = {"samples": [], "loss": [], "accuracy": [], "epochs": []}
+        self.window = [0.0, 0, 0]  # loss sum, correct, count
+        self.epoch = [0.0, 0, 0]
+
+    def start_epoch(self) -> None:
+        self.epoch = [0.0, 0, 0]
+
+    def add(self, loss_sum: float, correct: int, count: int) -> None:
+        self.seen += count
+        for totals in (self.window, self.epoch):
+            totals[0] += loss_sum
+            totals[1] += correct
+            totals[2] += count
+        if self.window[2] >= self.every:
+            self.history["samples"].append(self.seen)
+            self.history["loss"].append(self.window[0] / self.window[2])
+            self.history["accuracy"].append(self.window[1] / self.window[2])
+            self.window = [0.0, 0, 0]
+
+    def epoch_means(self) -> tuple[float, float]:
+        """(mean loss, accuracy) over the epoch so far."""
+        loss_sum, correct, count = self.epoch
+        return loss_sum / max(1, count), correct / max(1, count)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train one model as `cfg` says; returns the history (with test metrics), parameter count and paths."""
+    print("config:", json.dumps(asdict(cfg)))
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    run = load_data(cfg)
+    countries, alphabet = run.data.countries, run.alphabet
+
     # the loss's class weights and logit offset (training only), from the training split's class frequencies
     weight, loss_offset = None, 0.0
     if cfg.balance == "weighted":
-        weight = class_weights(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
+        weight = class_weights(run.train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
     elif cfg.balance == "logit-adjust":
-        loss_offset = log_prior(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
+        loss_offset = log_prior(run.train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
 
     # --- model ---
     model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
                            cfg.num_layers, cfg.bidirectional, cfg.dropout)
     model = NameClassifier(model_args).to(device)
     # what evaluation adds to the logits: the training rows' class mix, and the post-hoc adjustment
-    model.logit_offset.copy_(prediction_offset(
-        train_set.labels, torch.tensor([labels[r] for r in split.train]), len(countries), cfg.prior,
-        cfg.posthoc_adjust))
+    row_labels = torch.tensor([run.data.labels[r] for r in run.split.train])  # [training rows]
+    model.logit_offset.copy_(prediction_offset(run.train_set.labels, row_labels, len(countries), cfg.prior,
+                                               cfg.posthoc_adjust))
     optimizer = make_optimizer(model, cfg.lr, device)
-    total_steps = cfg.epochs * len(train_loader)
+    total_steps = cfg.epochs * len(run.train_loader)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
     scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
@@ -175,22 +226,22 @@ def train(cfg: TrainConfig) -> dict:
     save_dir.mkdir(parents=True, exist_ok=True)
     base = {
         "model_args": asdict(model_args), "alphabet": alphabet.letters, "countries": countries,
-        "config": {**asdict(cfg), "data": str(Path(data_path).resolve())},
+        "config": {**asdict(cfg), "data": str(run.path.resolve())},
         "split": {"seed": cfg.seed, "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
-                  "data": str(Path(data_path).resolve()), "data_sha256": data.sha256},
+                  "data": str(run.path.resolve()), "data_sha256": run.data.sha256},
     }
-    history = {"samples": [], "loss": [], "accuracy": [], "epochs": []}
+    log = RunningLog(cfg.log_every)
     best = {"val_accuracy": -1.0}
     best_path = save_dir / f"{cfg.model}_classification_best.bin"
     best_state = None
-    steps, seen, window_loss, window_correct, window_count = 0, 0, 0.0, 0, 0
+    steps = 0
     start = time.perf_counter()
 
     # --- training ---
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        epoch_loss, epoch_correct, epoch_count = 0.0, 0, 0
-        for letters, lengths, labels in tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
+        log.start_epoch()
+        for letters, lengths, labels in tqdm(run.train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
             letters, labels = letters.to(device), labels.to(device)
             letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
             logits = model(letters, lengths)  # [B, n_countries]
@@ -200,30 +251,19 @@ def train(cfg: TrainConfig) -> dict:
             optimizer.step()
             scheduler.step()
             steps += 1
-
-            batch = len(labels)
-            batch_loss = loss.item() * batch
-            correct = (logits.argmax(dim=1) == labels).sum().item()
-            epoch_loss, epoch_correct, epoch_count = epoch_loss + batch_loss, epoch_correct + correct, epoch_count + batch
-            window_loss, window_correct, window_count = window_loss + batch_loss, window_correct + correct, window_count + batch
-            seen += batch
-            if window_count >= cfg.log_every:  # the original project's "average every 100 samples"
-                history["samples"].append(seen)
-                history["loss"].append(window_loss / window_count)
-                history["accuracy"].append(window_correct / window_count)
-                window_loss, window_correct, window_count = 0.0, 0, 0
+            log.add(loss.item() * len(labels), (logits.argmax(dim=1) == labels).sum().item(), len(labels))
             if cfg.max_steps and steps >= cfg.max_steps:
                 break
 
-        y_true, y_pred, val_loss = predict_all(model, val_loader, device)
+        y_true, y_pred, val_loss = predict_all(model, run.val_loader, device)
         val = classification_metrics(y_true, y_pred, len(countries))
-        record = {"epoch": epoch, "samples": seen, "train_loss": epoch_loss / max(1, epoch_count),
-                  "train_accuracy": epoch_correct / max(1, epoch_count), "val_loss": val_loss,
-                  **{f"val_{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - start}
-        history["epochs"].append(record)
-        print(f"epoch {epoch:2d}/{cfg.epochs}  loss {record['train_loss']:.4f}  "
-              f"train acc {record['train_accuracy']:.3f}  val acc {val['accuracy']:.3f}  "
-              f"val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
+        train_loss, train_accuracy = log.epoch_means()
+        record = {"epoch": epoch, "samples": log.seen, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                  "val_loss": val_loss, **{f"val_{k}": v for k, v in val.items()},
+                  "seconds": time.perf_counter() - start}
+        log.history["epochs"].append(record)
+        print(f"epoch {epoch:2d}/{cfg.epochs}  loss {train_loss:.4f}  train acc {train_accuracy:.3f}  "
+              f"val acc {val['accuracy']:.3f}  val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
 
         checkpoint = {**base, "model_state": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "epoch": epoch, "metrics": record}
@@ -239,19 +279,18 @@ def train(cfg: TrainConfig) -> dict:
 
     # --- the untouched test split, once, with the best-on-validation weights ---
     model.load_state_dict(best_state["model_state"])
-    y_true, y_pred, _ = predict_all(model, test_loader, device)
+    y_true, y_pred, _ = predict_all(model, run.test_loader, device)
     test = classification_metrics(y_true, y_pred, len(countries))
     best_state["metrics"] = {**best_state["metrics"], **{f"test_{k}": v for k, v in test.items()}}
     save_checkpoint(best_state, best_path)
-    history["test"] = {"epoch": best["epoch"], **test}
-    history["seconds"] = train_seconds
-    history["parameters"] = n_params
+    history = {**log.history, "test": {"epoch": best["epoch"], **test}, "seconds": train_seconds,
+               "parameters": n_params}
     history_path = save_dir / f"{cfg.model}_history.json"
     history_path.write_text(json.dumps(history, indent=1))
 
     from utils.plot import plot_history  # matplotlib only here, at the end
 
-    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=f"{cfg.model} on {Path(data_path).name}")
+    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=f"{cfg.model} on {run.path.name}")
     print(f"test ({len(y_true)} names, best epoch {best['epoch']}): accuracy {test['accuracy']:.3f}  "
           f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}")
     print(f"saved {best_path}, {history_path}, {curves_path}  ({time.perf_counter() - start:.1f}s)")
