@@ -4,6 +4,7 @@
     python train.py --data ../shared/data/names.tsv    # or a folder of <Country>.txt files
     python train.py --model lstm --epochs 20 --hidden-size 256
     python train.py --balance weighted --balance-power 1   # every country weighs the same in the loss
+    python train.py --members 5 --posthoc-adjust 0.3       # five models that predict together
 
 Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
 <model>_classification_best.bin (best on validation), <model>_history.json and
@@ -23,13 +24,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from config.config import ALPHABET, CELLS, DATA_URL, DEFAULT_DATA, TrainConfig
-from models.classifier import ModelArgs, NameClassifier
+from models.classifier import ModelArgs
+from models.ensemble import build_model, members_of
 from utils.balance import BALANCE, PRIORS, balanced_loader, class_weights, log_prior, prediction_offset
 from utils.checkpoint import save_checkpoint
 from utils.data import resolve_data
 from utils.dataset import NamesDataset, drop_letters, make_loader
 from utils.errors import UserError
-from utils.metrics import classification_metrics
+from utils.metrics import SELECT, classification_metrics, selection_score
 from utils.prepare import Prepared, prepare, split_of
 from utils.schedule import SCHEDULES, make_optimizer, make_scheduler
 from utils.seed import seed_everything
@@ -45,6 +47,8 @@ HELP = {
     "hidden_size": "recurrent state size",
     "num_layers": "stacked recurrent layers",
     "bidirectional": "read names in both directions",
+    "members": "models of this shape trained side by side from different initial weights, each on its own loss, "
+               "that predict with their mean probabilities (1: one model)",
     "dropout": "dropout between recurrent layers and before the output layer",
     "schedule": "learning rate over the run: constant, or a 5%% linear warm-up then a cosine down to 0",
     "dedupe": "train on each distinct (name, country) pair once, however often the data repeats it",
@@ -55,6 +59,8 @@ HELP = {
     "posthoc_adjust": "after training, move decisions towards equal countries by subtracting this power of the "
                       "log class prior from the logits (post-hoc logit adjustment; 0: off); combines with --balance",
     "letter_dropout": "share of letters replaced by the unknown slot while training, so no single letter decides",
+    "select": "the validation score that picks the saved best epoch: accuracy, balanced accuracy, or the mean of "
+              "the two (when both matter)",
     "seed": "seed for the split, the initial weights and the batch order",
     "val_fraction": "share of distinct names held out for validation",
     "test_fraction": "share of distinct names held out for the final test",
@@ -76,11 +82,11 @@ def parse_args(argv=None) -> TrainConfig:
         if field.type is bool or isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[field.name])
         else:
-            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES, "prior": PRIORS}.get(field.name)
+            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES, "prior": PRIORS, "select": SELECT}.get(field.name)
             parser.add_argument(flag, type=type(default), default=default, choices=choices,
                                 help=f"{HELP[field.name]} (default: {default})")
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
-    for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every"):
+    for name in ("epochs", "batch_size", "hidden_size", "num_layers", "members", "log_every"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if cfg.lr <= 0 or not (0 <= cfg.dropout < 1 and 0 <= cfg.letter_dropout < 1):
@@ -171,7 +177,7 @@ class RunningLog:
     def start_epoch(self) -> None:
         self.epoch = [0.0, 0, 0]
 
-    def add(self, loss_sum: float, correct: int, count: int) -> None:
+    def add(self, loss_sum: float, correct: float, count: int) -> None:
         self.seen += count
         for totals in (self.window, self.epoch):
             totals[0] += loss_sum
@@ -209,29 +215,32 @@ def train(cfg: TrainConfig) -> dict:
     # --- model ---
     model_args = ModelArgs(cfg.model, alphabet.size, len(countries), cfg.hidden_size,
                            cfg.num_layers, cfg.bidirectional, cfg.dropout)
-    model = NameClassifier(model_args).to(device)
+    model = build_model(model_args, cfg.members).to(device)
+    members = members_of(model)
     # what evaluation adds to the logits: the training rows' class mix, and the post-hoc adjustment
     row_labels = torch.tensor([run.data.labels[r] for r in run.split.train])  # [training rows]
-    model.logit_offset.copy_(prediction_offset(run.train_set.labels, row_labels, len(countries), cfg.prior,
-                                               cfg.posthoc_adjust))
+    offset = prediction_offset(run.train_set.labels, row_labels, len(countries), cfg.prior, cfg.posthoc_adjust)
+    for member in members:
+        member.logit_offset.copy_(offset)
     optimizer = make_optimizer(model, cfg.lr, device)
     total_steps = cfg.epochs * len(run.train_loader)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
     scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: {cfg.model}, {n_params:,} parameters, on {device}")
+    shape = f"{cfg.members} x {cfg.model}" if cfg.members > 1 else cfg.model
+    print(f"model: {shape}, {n_params:,} parameters, on {device}")
 
     save_dir = Path(cfg.save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     base = {
-        "model_args": asdict(model_args), "alphabet": alphabet.letters, "countries": countries,
+        "model_args": asdict(model_args), "members": cfg.members, "alphabet": alphabet.letters, "countries": countries,
         "config": {**asdict(cfg), "data": str(run.path.resolve())},
         "split": {"seed": cfg.seed, "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction,
                   "data": str(run.path.resolve()), "data_sha256": run.data.sha256},
     }
     log = RunningLog(cfg.log_every)
-    best = {"val_accuracy": -1.0}
+    best, best_score = None, -1.0
     best_path = save_dir / f"{cfg.model}_classification_best.bin"
     best_state = None
     steps = 0
@@ -243,15 +252,19 @@ def train(cfg: TrainConfig) -> dict:
         log.start_epoch()
         for letters, lengths, labels in tqdm(run.train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
             letters, labels = letters.to(device), labels.to(device)
-            letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
-            logits = model(letters, lengths)  # [B, n_countries]
-            loss = F.cross_entropy(logits + loss_offset, labels, weight=weight)
+            # each member sees its own hidden letters and learns on its own loss; the mean keeps the scale of one
+            loss, correct = 0.0, 0
+            for member in members:
+                member_letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
+                logits = member(member_letters, lengths)  # [B, n_countries]
+                loss = loss + F.cross_entropy(logits + loss_offset, labels, weight=weight) / len(members)
+                correct += (logits.argmax(dim=1) == labels).sum().item() / len(members)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             steps += 1
-            log.add(loss.item() * len(labels), (logits.argmax(dim=1) == labels).sum().item(), len(labels))
+            log.add(loss.item() * len(labels), correct, len(labels))
             if cfg.max_steps and steps >= cfg.max_steps:
                 break
 
@@ -268,8 +281,9 @@ def train(cfg: TrainConfig) -> dict:
         checkpoint = {**base, "model_state": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "epoch": epoch, "metrics": record}
         save_checkpoint(checkpoint, save_dir / f"{cfg.model}_classification_{epoch}.bin")
-        if val["accuracy"] > best["val_accuracy"]:
-            best = record
+        score = selection_score(val, cfg.select)
+        if score > best_score:
+            best, best_score = record, score
             best_state = copy.deepcopy(checkpoint)
             save_checkpoint(best_state, best_path)
         if cfg.max_steps and steps >= cfg.max_steps:

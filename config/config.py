@@ -24,6 +24,7 @@ class TrainConfig:
     hidden_size: int = 128
     num_layers: int = 1
     bidirectional: bool = True  # both ways: higher balanced accuracy than one way (README, "Accuracy targets")
+    members: int = 1  # models trained side by side that predict together (README, "Ensembles")
     dropout: float = 0.3  # before the output layer (and between stacked layers): the models overfit
     schedule: str = "cosine"  # learning rate per step: constant or cosine (after a short warm-up)
     dedupe: bool = True  # train on each distinct (name, country) pair once: Arabic repeats 85 names ~18 times
@@ -32,6 +33,7 @@ class TrainConfig:
     prior: str = "rows"  # class mix the predictions assume: every training row's, or the distinct names' (README, "Class imbalance")
     posthoc_adjust: float = 0.0  # after training, a power of the log prior taken off the logits (README, "Class imbalance")
     letter_dropout: float = 0.2  # share of letters hidden (read as "unknown") while training (README, "Class imbalance")
+    select: str = "accuracy"  # the validation score that picks the best epoch: accuracy, balanced or mean
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1

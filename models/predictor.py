@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from models.classifier import ModelArgs, NameClassifier
+from models.ensemble import Ensemble, build_model
 from utils.checkpoint import load_checkpoint
 from utils.dataset import encode_names
 from utils.errors import CheckpointError
@@ -23,13 +24,13 @@ class Prediction:
         return self.top[0][0]
 
 
-def model_from_checkpoint(checkpoint: dict, source: str | Path = "checkpoint") -> NameClassifier:
-    """Rebuild the classifier from the checkpoint alone; CheckpointError if the weights do not fit."""
+def model_from_checkpoint(checkpoint: dict, source: str | Path = "checkpoint") -> NameClassifier | Ensemble:
+    """Rebuild the classifier (or ensemble) from the checkpoint alone; CheckpointError if the weights do not fit."""
     try:
-        model = NameClassifier(ModelArgs(**checkpoint["model_args"]))
+        model = build_model(ModelArgs(**checkpoint["model_args"]), int(checkpoint.get("members", 1)))
         # checkpoints from before the class-mix correction have no offset: they predict without one
-        state = {"logit_offset": model.logit_offset, **checkpoint["model_state"]}
-        model.load_state_dict(state)
+        offsets = {name: buffer for name, buffer in model.named_buffers() if name.endswith("logit_offset")}
+        model.load_state_dict({**offsets, **checkpoint["model_state"]})
     except (TypeError, ValueError, RuntimeError) as e:
         reason = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{source}: weights do not match the model they describe ({reason})") from None
@@ -39,7 +40,7 @@ def model_from_checkpoint(checkpoint: dict, source: str | Path = "checkpoint") -
 
 
 class Predictor:
-    def __init__(self, model: NameClassifier, alphabet: Alphabet, countries: list[str], device: str = "cpu"):
+    def __init__(self, model: NameClassifier | Ensemble, alphabet: Alphabet, countries: list[str], device: str = "cpu"):
         self.model = model.to(device).eval()
         self.alphabet, self.countries, self.device = alphabet, countries, device
 
