@@ -130,7 +130,7 @@ class RunData:
     alphabet: Alphabet
     split: Split
     train_set: NamesDataset  # what the model trains on: deduplicated with --dedupe
-    train_loader: DataLoader
+    train_loaders: list[DataLoader]  # one per member, each in its own shuffled order (member 0's seeded by --seed)
     val_loader: DataLoader
     test_loader: DataLoader
 
@@ -156,11 +156,14 @@ def load_data(cfg: TrainConfig) -> RunData:
     if cfg.dedupe:  # Arabic is 85 names repeated ~18 times each in the training split
         train_rows = list({(names[r], labels[r]): r for r in train_rows}.values())
     train_set = part(train_rows)
-    if cfg.balance == "sampler":
-        train_loader = balanced_loader(train_set, len(data.countries), cfg.batch_size, cfg.seed, cfg.balance_power)
-    else:
-        train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    return RunData(Path(data_path), data, alphabet, split, train_set, train_loader,
+
+    def train_loader(seed: int) -> DataLoader:
+        if cfg.balance == "sampler":
+            return balanced_loader(train_set, len(data.countries), cfg.batch_size, seed, cfg.balance_power)
+        return make_loader(train_set, cfg.batch_size, shuffle=True, seed=seed)
+
+    train_loaders = [train_loader(cfg.seed + 1000 * member) for member in range(cfg.members)]
+    return RunData(Path(data_path), data, alphabet, split, train_set, train_loaders,
                    make_loader(part(split.val), 1024, shuffle=False), make_loader(part(split.test), 1024, shuffle=False))
 
 
@@ -223,7 +226,8 @@ def train(cfg: TrainConfig) -> dict:
     for member in members:
         member.logit_offset.copy_(offset)
     optimizer = make_optimizer(model, cfg.lr, device)
-    total_steps = cfg.epochs * len(run.train_loader)
+    steps_per_epoch = min(len(loader) for loader in run.train_loaders)
+    total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
     scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
@@ -250,21 +254,23 @@ def train(cfg: TrainConfig) -> dict:
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         log.start_epoch()
-        for letters, lengths, labels in tqdm(run.train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False):
-            letters, labels = letters.to(device), labels.to(device)
-            # each member sees its own hidden letters and learns on its own loss; the mean keeps the scale of one
-            loss, correct = 0.0, 0
-            for member in members:
-                member_letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
-                logits = member(member_letters, lengths)  # [B, n_countries]
+        progress = tqdm(zip(*run.train_loaders), total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
+        for batches in progress:
+            # each member learns on its own batch, hidden letters and loss; the mean keeps the scale of one model
+            loss, accuracy = 0.0, 0.0
+            for member, (letters, lengths, labels) in zip(members, batches):
+                letters, labels = letters.to(device), labels.to(device)
+                letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
+                logits = member(letters, lengths)  # [B, n_countries]
                 loss = loss + F.cross_entropy(logits + loss_offset, labels, weight=weight) / len(members)
-                correct += (logits.argmax(dim=1) == labels).sum().item() / len(members)
+                accuracy += (logits.argmax(dim=1) == labels).sum().item() / len(labels) / len(members)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             steps += 1
-            log.add(loss.item() * len(labels), correct, len(labels))
+            count = len(batches[0][2])  # the running log counts member 0's names
+            log.add(loss.item() * count, accuracy * count, count)
             if cfg.max_steps and steps >= cfg.max_steps:
                 break
 

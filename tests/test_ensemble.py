@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import train
 from config.config import ALPHABET
 from models.classifier import ModelArgs, NameClassifier
 from models.ensemble import Ensemble, build_model, members_of
@@ -71,3 +72,16 @@ def test_train_members_round_trip_through_predict(tiny_tsv, tmp_path):
 def test_train_refuses_zero_members(tiny_tsv, tmp_path):
     result = run_script("train.py", "--data", str(tiny_tsv), "--save-dir", str(tmp_path), "--members", "0")
     assert result.returncode == 2 and "--members must be at least 1" in result.stderr
+
+
+def test_each_member_draws_its_own_batch_order_and_member_0_keeps_the_single_models_order(tiny_tsv):
+    def epoch_orders(members: int) -> list[list[list[int]]]:
+        """Each member's first epoch: its batches' letters, in order."""
+        cfg = train.parse_args(["--data", str(tiny_tsv), "--members", str(members), "--batch-size", "4"])
+        loaders = train.load_data(cfg).train_loaders
+        assert len(loaders) == members
+        return [[letters.tolist() for letters, _, _ in loader] for loader in loaders]
+
+    single, three = epoch_orders(1), epoch_orders(3)
+    assert three[0] == single[0]  # one model trains exactly as before ensembles existed
+    assert three[1] != three[0] and three[2] != three[0]
