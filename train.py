@@ -4,7 +4,7 @@
     python train.py --data ../shared/data/names.tsv    # or a folder of <Country>.txt files
     python train.py --model lstm --epochs 20 --hidden-size 256
     python train.py --balance weighted --balance-power 1   # every country weighs the same in the loss
-    python train.py --members 5 --posthoc-adjust 0.3       # five models that predict together
+    python train.py --members 10 --posthoc-adjust 0.4 --select mean   # ten models that predict together
 
 Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
 <model>_classification_best.bin (best on validation), <model>_history.json and
@@ -82,7 +82,8 @@ def parse_args(argv=None) -> TrainConfig:
         if field.type is bool or isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[field.name])
         else:
-            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES, "prior": PRIORS, "select": SELECT}.get(field.name)
+            choices = {"model": CELLS, "balance": BALANCE, "schedule": SCHEDULES, "prior": PRIORS,
+                       "select": SELECT}.get(field.name)
             parser.add_argument(flag, type=type(default), default=default, choices=choices,
                                 help=f"{HELP[field.name]} (default: {default})")
     cfg = TrainConfig(**vars(parser.parse_args(argv)))

@@ -19,8 +19,9 @@ class Ensemble(nn.Module):
 
     def forward(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits [B, n_countries]: the log of the members' mean probabilities (each with its offset in eval mode)."""
-        log_probs = torch.stack([F.log_softmax(member(letters, lengths), dim=1) for member in self.members])  # [M, B, n_countries]
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+        log_probs = torch.stack([F.log_softmax(member(letters, lengths), dim=1)
+                                 for member in self.members])  # [M, B, n_countries]
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # [B, n_countries]
 
 
 def build_model(args: ModelArgs, n_members: int = 1) -> NameClassifier | Ensemble:
