@@ -47,8 +47,8 @@ HELP = {
     "hidden_size": "recurrent state size",
     "num_layers": "stacked recurrent layers",
     "bidirectional": "read names in both directions",
-    "members": "models of this shape trained side by side from different initial weights, each on its own loss, "
-               "that predict with their mean probabilities (1: one model)",
+    "members": "models of this shape trained side by side, each from its own initial weights and batch order and "
+               "on its own loss, that predict with their mean probabilities (1: one model)",
     "dropout": "dropout between recurrent layers and before the output layer",
     "schedule": "learning rate over the run: constant, or a 5%% linear warm-up then a cosine down to 0",
     "dedupe": "train on each distinct (name, country) pair once, however often the data repeats it",
