@@ -258,19 +258,21 @@ def train(cfg: TrainConfig) -> dict:
         progress = tqdm(zip(*run.train_loaders), total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
         for batches in progress:
             # each member learns on its own batch, hidden letters and loss; the mean keeps the scale of one model
-            loss, accuracy = 0.0, 0.0
+            loss, hits = 0.0, []
             for member, (letters, lengths, labels) in zip(members, batches):
                 letters, labels = letters.to(device), labels.to(device)
                 letters = drop_letters(letters, cfg.letter_dropout, alphabet.unknown_index)  # [B, T]
                 logits = member(letters, lengths)  # [B, n_countries]
                 loss = loss + F.cross_entropy(logits + loss_offset, labels, weight=weight) / len(members)
-                accuracy += (logits.argmax(dim=1) == labels).sum().item() / len(labels) / len(members)
+                hits.append((logits.argmax(dim=1) == labels).sum())  # stays on the device: one sync per step
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             steps += 1
-            count = len(batches[0][2])  # the running log counts member 0's names
+            # the running log counts member 0's names, at the members' mean loss and accuracy
+            count = len(batches[0][2])
+            accuracy = sum(h / len(b[2]) for h, b in zip(torch.stack(hits).tolist(), batches)) / len(members)
             log.add(loss.item() * count, accuracy * count, count)
             if cfg.max_steps and steps >= cfg.max_steps:
                 break
