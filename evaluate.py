@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on names it has never seen.
 
-    python evaluate.py                          # the best checkpoint, on the test split training held out
+    python evaluate.py                          # the newest finished run, on the test split its training held out
     python evaluate.py --checkpoint save_model/lstm_classification_best.bin
+    python evaluate.py --checkpoint a.bin b.bin  # several models predicting together (mean probability)
     python evaluate.py --data my_names.tsv      # every row of any labelled file or <Country>.txt folder
     python evaluate.py --json                   # the JSON on stdout instead of the tables
     python evaluate.py --backend llm --limit 200 --shots 5   # a chat model beside the RNN on 200 test names
@@ -19,20 +20,22 @@ from collections import Counter
 from pathlib import Path
 
 from llm.cli import add_llm_arguments, llm_config
-from utils.errors import DataError, UserError
+from utils.errors import DataError, run_script
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint file (default: newest *_classification_best.bin in save_model/)")
+    parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
+                        help="checkpoint file(s); several predict together; the test split is the first's "
+                             "(default: the newest finished run's best checkpoint in save_model/)")
     parser.add_argument("--data", type=Path, default=None,
                         help="evaluate on every row of this names.tsv or <Country>.txt folder instead of the test split")
     parser.add_argument("--split-data", type=Path, default=None,
-                        help="where the data the checkpoint was trained on is now, if it moved (checked by its sha256)")
+                        help="the data the checkpoint was trained on, if not the embedded data set (checked by its sha256)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON, markdown and PNG (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the tables")
     parser.add_argument("--device", default="cpu", help="torch device to run the model on")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1; 0: torch's choice)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many rows (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default: 0)")
     add_llm_arguments(parser, "llm: also ask an OpenAI-compatible chat model about the same rows, side by side")
@@ -44,48 +47,31 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def test_split_rows(checkpoint: dict, split_data: Path | None) -> tuple[list[str], list[str], list[str], dict]:
     """(raw names, normalised names, true countries, description) of the test split the checkpoint's training held out."""
-    from utils.prepare import recorded_split
+    from utils.data import SurnameData
 
-    recorded = checkpoint["split"]
-    data, split = recorded_split(recorded, split_data)
+    data = SurnameData.from_record(checkpoint["data"], split_data)
     if data.countries != list(checkpoint["countries"]):
         raise DataError(f"{data.path}: its countries differ from the checkpoint's")
-    rows = split.test
-    about = {"set": "test split", "data": str(data.path), "data_sha256": data.sha256, "seed": recorded["seed"],
-             "val_fraction": recorded["val_fraction"], "test_fraction": recorded["test_fraction"]}
+    rows = data.split.test
+    about = {"set": "test split", **checkpoint["data"], "data": str(data.path)}
     return ([data.samples[r].name for r in rows], [data.names[r] for r in rows],
             [data.countries[data.labels[r]] for r in rows], about)
 
 
 def labelled_file_rows(path: Path, countries: list[str]) -> tuple[list[str], list[str], list[str], dict]:
     """Every row of a labelled file whose country the checkpoint knows and whose name can be read; the rest counted."""
-    from utils.data import load_samples
-    from utils.errors import InvalidNameError
-    from utils.text import check_name
+    from utils.data import read_labelled
 
-    known = set(countries)
-    raw, normalised, truth = [], [], []
-    unknown_countries, invalid = Counter(), []
-    for s in load_samples(path):
-        if s.country not in known:
-            unknown_countries[s.country] += 1
-            continue
-        try:
-            normalised.append(check_name(s.name))
-        except InvalidNameError:
-            invalid.append(s.source)
-            continue
-        raw.append(s.name)
-        truth.append(s.country)
-    if unknown_countries:
-        print(f"note: left out {sum(unknown_countries.values())} rows of countries the checkpoint does not know: "
-              + ", ".join(f"{c} ({n})" for c, n in sorted(unknown_countries.items())), file=sys.stderr)
+    raw, normalised, truth, left_out = read_labelled(path, countries)
+    unknown, invalid = left_out["unknown_countries"], left_out["invalid_names"]
+    if unknown:
+        print(f"note: left out {sum(unknown.values())} rows of countries the checkpoint does not know: "
+              + ", ".join(f"{c} ({n})" for c, n in unknown.items()), file=sys.stderr)
     if invalid:
         print(f"note: left out {len(invalid)} rows with no letters in the name, first at {invalid[0]}", file=sys.stderr)
     if not raw:
         raise DataError(f"{path}: no rows left to evaluate (none of its countries is known to the checkpoint)")
-    about = {"set": "data", "data": str(path), "left_out": {"unknown_countries": dict(sorted(unknown_countries.items())),
-                                                          "invalid_names": len(invalid)}}
+    about = {"set": "data", "data": str(path), "left_out": {"unknown_countries": unknown, "invalid_names": len(invalid)}}
     return raw, normalised, truth, about
 
 
@@ -109,7 +95,7 @@ def llm_side_by_side(args, checkpoint: dict, normalised: list[str], truth: list[
     label_of = {country: i for i, country in enumerate(classifier.countries)}
     y_true = [label_of[c] for c in truth]
     llm = evaluate_llm(classifier, normalised, y_true)
-    rnn = classification_metrics(y_true, [label_of[c] for c in rnn_predicted], len(label_of))
+    rnn = classification_metrics(y_true, [label_of[c] for c in rnn_predicted])
     return {
         "rows": len(normalised),
         "rnn": {**rnn, "no_answer": 0, "seconds_per_name": rnn_seconds},
@@ -133,17 +119,21 @@ def side_by_side_markdown(side: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from models.predictor import Predictor, model_from_checkpoint  # torch only after argument errors
-    from predict import default_checkpoint
-    from utils.checkpoint import load_checkpoint
-    from utils.report import evaluation_report, plot_confusion, report_markdown
-    from utils.text import Alphabet
+    import torch  # after argument errors are out of the way
 
-    checkpoint_path = args.checkpoint or default_checkpoint()
-    checkpoint = load_checkpoint(checkpoint_path)
-    countries = list(checkpoint["countries"])
-    predictor = Predictor(model_from_checkpoint(checkpoint, checkpoint_path), Alphabet(checkpoint["alphabet"]),
-                          countries, args.device)
+    from models.predictor import Predictor
+    from utils.checkpoint import default_checkpoint, load
+    from utils.metrics import evaluation_report, report_markdown
+    from utils.plot import plot_confusion
+    from utils.training import pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    paths = args.checkpoint or [default_checkpoint()]
+    print("model: " + " + ".join(str(p) for p in paths), file=sys.stderr)
+    predictor = Predictor.from_checkpoints(paths, str(pick_device(args.device)))
+    checkpoint_path, checkpoint = paths[0], load(paths[0])
+    countries = predictor.countries
     if args.data is not None:
         raw, normalised, truth, about = labelled_file_rows(args.data, countries)
         tag = f"data_{args.data.stem}"
@@ -161,14 +151,14 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     predicted, top = model_predictions(predictor, normalised)
     rnn_seconds = (time.perf_counter() - started) / len(normalised)
-    report = {"checkpoint": str(checkpoint_path), "backend": "checkpoint", **about,
+    report = {"checkpoint": [str(p) for p in paths], "backend": "checkpoint", **about,
               **evaluation_report(raw, truth, predicted, top, countries)}
     if args.backend == "llm":
         report["side_by_side"] = llm_side_by_side(args, checkpoint, normalised, truth, predicted, rnn_seconds)
 
     out = args.out or Path(checkpoint_path).parent
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{Path(checkpoint_path).stem}_eval_{tag}"
+    stem = out / (Path(checkpoint_path).stem + (f"_and_{len(paths) - 1}_more" if len(paths) > 1 else "") + f"_eval_{tag}")
     title = f"{Path(checkpoint_path).name} on the {about['set']} ({about['data']})"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
     json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -187,7 +177,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    run_script(main)

@@ -1,32 +1,24 @@
-"""Tell the country of origin of surnames with a trained checkpoint.
+"""Tell the country of origin of surnames with a trained model.
 
     python predict.py Nakamura                  # -> Japanese
     python predict.py lucy Müller --topk 3      # the 3 likeliest countries with probabilities
     cat names.txt | python predict.py -         # one name per line from stdin
-    python predict.py Nakamura --json           # machine-readable
+    python predict.py Nakamura --json           # one JSON object per name
+    python predict.py Nakamura --checkpoint save_model/gru_classification_best.bin save_model/ngram_classification_best.bin
+                                                # several models predict together (mean probability)
     python predict.py lucy --backend llm --shots 5   # ask a chat model instead (needs OPENAI_API_KEY)
 
-The checkpoint (default: the newest *_classification_best.bin in save_model/) carries the
-model, its alphabet and its country list; nothing else is read. With --backend llm the model
-answers from the checkpoint's country list, and --shots K shows it K names of the checkpoint's
-training split, which is rebuilt from the training data for that.
+The model is the newest finished run's best checkpoint in save_model/ unless --checkpoint says;
+which one is used is said on stderr. A name that cannot be classified gets one line on stderr
+and the exit code is 1; the other names are still answered.
 """
 import argparse
 import json
 import sys
 from pathlib import Path
 
-from config.config import SAVE_DIR
 from llm.cli import add_llm_arguments, llm_config
-from utils.errors import CheckpointError, UserError
-
-
-def default_checkpoint(save_dir: Path = SAVE_DIR) -> Path:
-    """The most recently written best checkpoint."""
-    candidates = sorted(save_dir.glob("*_classification_best.bin"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise CheckpointError(f"no checkpoint in {save_dir}; run `python train.py` first")
-    return candidates[-1]
+from utils.errors import UserError, run_script
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,35 +26,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("names", nargs="+", help="surnames to classify; '-' reads one name per line from stdin")
     parser.add_argument("--topk", type=int, default=1, help="print the K likeliest countries with probabilities")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint file (default: newest *_classification_best.bin in save_model/)")
-    parser.add_argument("--device", default="cpu", help="torch device to run on")
-    add_llm_arguments(parser, "rnn: the trained checkpoint; llm: an OpenAI-compatible chat model")
+    parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
+                        help="checkpoint file(s); several predict together (default: the newest finished run's "
+                             "best checkpoint in save_model/)")
+    parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1; 0: torch's choice)")
+    add_llm_arguments(parser, "model: the trained checkpoint(s); llm: an OpenAI-compatible chat model")
     parser.add_argument("--data", default=None,
-                        help="llm with --shots: the training data, if not where the checkpoint says it was")
+                        help="llm with --shots: the training data, if not the embedded data set")
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error("--topk must be at least 1")
     if args.backend == "llm" and args.topk > 1:
-        parser.error("--topk is for the rnn backend: the language model names one country and gives no probabilities")
-    if args.shots < 0:
-        parser.error("--shots must be at least 0")
+        parser.error("--topk is for a trained model: the language model names one country and gives no probabilities")
+    if args.shots < 0 or args.threads < 0:
+        parser.error("--shots and --threads must be at least 0")
     return args
 
 
 def read_names(args_names: list[str]) -> list[str]:
     names = []
     for name in args_names:
-        if name == "-":
-            names += [line.strip() for line in sys.stdin if line.strip()]
-        else:
+        if name != "-":
             names.append(name)
+        elif sys.stdin is None or sys.stdin.closed:
+            raise UserError("'-' reads names from stdin, but stdin is closed")
+        else:
+            names += [line.strip() for line in sys.stdin if line.strip()]
+    if not names:
+        raise UserError("no names given")
     return names
 
 
 def classifiable(names: list[str]) -> tuple[list[tuple[str, str]], int]:
     """(name, normalised name) of the names that can be classified, and how many could not (each said on stderr)."""
-    from utils.text import check_name
+    from utils.data import check_name
 
     valid, failed = [], 0
     for name in names:
@@ -74,17 +72,28 @@ def classifiable(names: list[str]) -> tuple[list[tuple[str, str]], int]:
     return valid, failed
 
 
+def checkpoints(args) -> list[Path]:
+    from utils.checkpoint import default_checkpoint
+
+    paths = args.checkpoint or [default_checkpoint()]
+    print("model: " + " + ".join(str(p) for p in paths), file=sys.stderr)
+    return paths
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from models.predictor import Predictor  # torch is imported here, after argument errors are out of the way
-
     names = read_names(args.names)
-    if not names:
-        raise UserError("no names given")
+    import torch  # after argument errors are out of the way
+
+    from models.predictor import Predictor
+    from utils.training import pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = str(pick_device(args.device))
     if args.backend == "llm":
         return predict_llm(args, names)
-    predictor = Predictor.from_checkpoint(args.checkpoint or default_checkpoint(), device=args.device)
-
+    predictor = Predictor.from_checkpoints(checkpoints(args), device=device)
     valid, failed = classifiable(names)
     for p in predictor.predict([name for name, _ in valid], topk=args.topk):
         if p.unknown_chars:
@@ -104,11 +113,11 @@ def main(argv=None) -> int:
 def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
     """Ask the chat model; a name it answers outside the country list gets "no answer", never a near guess."""
     from llm.classify import LLMClassifier
-    from utils.checkpoint import load_checkpoint
+    from utils.checkpoint import load
 
     cfg = llm_config(args)
-    checkpoint = load_checkpoint(args.checkpoint or default_checkpoint())
-    classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.data)
+    paths = checkpoints(args)
+    classifier = LLMClassifier.from_checkpoint(load(paths[0]), cfg, data=args.data)
     valid, failed = classifiable(names)
     answers = classifier.classify([norm for _, norm in valid]) if valid else []
     for (name, _), a in zip(valid, answers):
@@ -126,7 +135,4 @@ def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    run_script(main)

@@ -1,14 +1,14 @@
 """Side-by-side speed benchmark: the original batch-size-1 loop against the project, in one run.
 
-    python bench/bench.py --data ../shared/data/names.tsv            # from any folder
-    python -m bench.bench --data ../shared/data/names.tsv            # the same, from the repo root
-    python bench/bench.py --data ../shared/data/names.tsv --epochs 10 --device cuda
+    python bench/bench.py                      # from any folder, on the embedded data set
+    python -m bench.bench                      # the same, from the repo root
+    python bench/bench.py --epochs 10 --device cuda
 
 Measures on this machine, in this one run, and prints a Markdown table:
 1. training names/s of the baseline (the original project's loop, reimplemented below: a Dataset
    whose __getitem__ builds a one-hot tensor per name, DataLoader batch_size=1, nn.RNN + Linear,
    Adam, cross-entropy) and of the project's training step (NamesDataset + make_loader +
-   NameClassifier, the step train.py runs) for each cell; the same --names training names for
+   the recurrent family, utils.training.train_step: the step train.py runs) for each cell; the same --names training names for
    every row, one warm-up pass excluded, median of --repeats passes;
 2. held-out test accuracy of both after the same --epochs epochs on the grouped split;
 3. peak memory of each training (peak RSS of its process; the CUDA allocator's peak on a GPU);
@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +34,14 @@ BASELINE_LR = 1e-3  # the original project's Adam learning rate
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from config.config import CELLS, TrainConfig
+    from config.config import TrainConfig
 
     defaults = TrainConfig()
+    cells = ("rnn", "lstm", "gru")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=defaults.data, help="names.tsv or a folder of <Country>.txt files")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (both paths run there)")
-    parser.add_argument("--cells", default=",".join(CELLS), help="project cells to train and serve, comma-separated")
+    parser.add_argument("--cells", default=",".join(cells), help="project cells to train and serve, comma-separated")
     parser.add_argument("--hidden-size", type=int, default=128, help="recurrent state size of every model")
     parser.add_argument("--batch-size", type=int, default=128,
                         help=f"the project's training batch size (default: 128, where issue #4's figures were "
@@ -61,8 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     args.cells = [c for c in args.cells.split(",") if c]
-    if not args.cells or any(c not in CELLS for c in args.cells):
-        parser.error(f"--cells takes a comma-separated subset of {','.join(CELLS)}")
+    if not args.cells or any(c not in cells for c in args.cells):
+        parser.error(f"--cells takes a comma-separated subset of {','.join(cells)}")
     for flag in ("hidden_size", "batch_size", "names", "repeats", "epochs", "startup_runs"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
@@ -123,22 +124,18 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
     from torch.utils.data import DataLoader
 
     from config.config import ALPHABET, TrainConfig
-    from models.classifier import ModelArgs, NameClassifier
-    from utils import schedule
-    from utils.dataset import NamesDataset, make_loader
+    from models import build_model, model_args
+    from utils import training
+    from utils.data import Alphabet, NamesDataset, SurnameData, make_loader
     from utils.metrics import classification_metrics
-    from utils.prepare import prepare, split_of
-    from utils.seed import seed_everything
-    from utils.text import Alphabet
 
     threads = args["baseline_threads"] if kind == "baseline" else args["threads"]
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(args["device"])
-    data = prepare(args["data"])  # the rows, labels and split train.py uses
-    names, labels, countries = data.names, data.labels, data.countries
     defaults = TrainConfig()
-    split = split_of(data, defaults.val_fraction, defaults.test_fraction, args["seed"])
+    data = SurnameData.build(args["data"], defaults.val_fraction, defaults.test_fraction, args["seed"])  # train.py's
+    names, labels, countries, split = data.names, data.labels, data.countries, data.split
     timed_rows = [split.train[i] for i in torch.randperm(len(split.train), generator=torch.Generator().manual_seed(
         args["seed"]))[: args["names"]].tolist()]
     alphabet = Alphabet(ALPHABET)
@@ -170,34 +167,29 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
             with torch.inference_mode():
                 return [int(model(line.to(device)).argmax()) for line, _ in loader(rows, False)]
     else:
-        model_args = ModelArgs(cell, alphabet.size, len(countries), args["hidden_size"])
+        config = replace(defaults, hidden_size=args["hidden_size"], bidirectional=False, dropout=0.0)
+        family_args = asdict(model_args(cell, config, alphabet.size, len(countries)))
+        no_offset = torch.zeros(len(countries))
 
         def make_model():
-            return NameClassifier(model_args).to(device)
+            return build_model(cell, family_args).to(device)
 
-        def make_optimizer(model):  # train.py's
-            return schedule.make_optimizer(model, args["lr"], device)
+        def make_optimizer(model):  # train.py's, with a constant rate: the schedule is not what is timed
+            optimizer = training.make_optimizer(model, args["lr"], device)
+            return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
         def loader(rows, shuffle):
             return make_loader(NamesDataset(*subset(rows), alphabet), args["batch_size"], shuffle, args["seed"])
 
         def step(model, optimizer, batch):  # train.py's step, with its per-step loss and accuracy bookkeeping
-            letters, lengths, target = batch
-            letters, target = letters.to(device), target.to(device)
-            logits = model(letters, lengths)  # [B, n_countries]
-            loss = F.cross_entropy(logits, target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            (logits.argmax(dim=1) == target).sum().item()
+            loss, correct = training.train_step(model, batch, *optimizer, None, 0.0, alphabet.unknown_index, device)
+            correct.item()
             return loss.item()
 
         def predict(model, rows):
-            with torch.inference_mode():
-                order = []
-                for letters, lengths, target in make_loader(NamesDataset(*subset(rows), alphabet), 1024, False):
-                    order.append((target, model(letters.to(device), lengths).argmax(dim=1).cpu()))
-            return torch.cat([t for t, _ in order]).tolist(), torch.cat([p for _, p in order]).tolist()
+            loader = make_loader(NamesDataset(*subset(rows), alphabet), 1024, False)
+            y_true, logits, _ = training.evaluate(model, loader, no_offset, device)
+            return y_true, logits.argmax(dim=1).tolist()
 
     def one_pass(model, optimizer, data) -> tuple[float, int]:
         model.train()
@@ -211,7 +203,7 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
             torch.cuda.synchronize()
         return time.perf_counter() - start, count
 
-    seed_everything(args["seed"])
+    training.seed_everything(args["seed"])
     model = make_model()
     optimizer = make_optimizer(model)
     timed = loader(timed_rows, True)
@@ -222,7 +214,7 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
         rates.append(count / seconds)
 
     # accuracy at equal budget: fresh weights, --epochs over the whole training split, then the test split
-    seed_everything(args["seed"])
+    training.seed_everything(args["seed"])
     model = make_model()
     optimizer = make_optimizer(model)
     if device.type == "cuda":
@@ -235,21 +227,22 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
         y_true, y_pred = [labels[r] for r in split.test], predict(model, split.test)
     else:
         y_true, y_pred = predict(model, split.test)
-    metrics = classification_metrics(y_true, y_pred, len(countries))
+    metrics = classification_metrics(y_true, y_pred)
     result = {"kind": kind, "cell": cell, "names_per_s": statistics.median(rates), "rates": rates,
               "epoch_names_per_s": args["epochs"] * len(split.train) / epoch_seconds,
               "accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"],
               "rss_peak_mb": _rss_peak_mb(), "rss_before_training_mb": rss_before,
               "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
               "n_train": len(split.train), "n_test": len(split.test)}
-    if save_path:  # a real checkpoint for the inference and start-up measurements
-        from utils.checkpoint import save_checkpoint
+    if save_path:  # a real checkpoint, in train.py's format, for the inference and start-up measurements
+        from utils import checkpoint
 
-        save_checkpoint({"model_state": model.cpu().state_dict(), "model_args": asdict(model_args),
-                         "alphabet": alphabet.letters, "countries": countries, "epoch": args["epochs"],
-                         "metrics": {"test_accuracy": metrics["accuracy"]}, "config": args,
-                         "split": {"seed": args["seed"], "val_fraction": 0.1, "test_fraction": 0.1,
-                                   "data": str(Path(args["data"]).resolve())}}, save_path)
+        uniform = [1 / len(countries)] * len(countries)
+        checkpoint.save({"family": cell, "model_args": family_args, "model_state": model.cpu().state_dict(),
+                         "alphabet": alphabet.letters, "countries": countries, "train_prior": uniform,
+                         "logit_offset": [0.0] * len(countries), "temperature": 1.0, "data": data.record(),
+                         "config": args, "epoch": args["epochs"], "metrics": {"test_accuracy": metrics["accuracy"]},
+                         "finished": True}, save_path)
     return result
 
 

@@ -1,52 +1,56 @@
-"""Every default of the project in one place: paths anchored to the repo, data source, hyperparameters."""
+"""Every default of the project in one place, each with the help text its command-line flag shows.
+
+Paths are anchored to the repository, so the scripts work from any folder.
+"""
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / "data"
-DEFAULT_DATA = DATA_DIR / "names"  # where the downloaded archive's names/ folder lands
+DEFAULT_DATA = ROOT / "data" / "names.tsv"  # the embedded copy of the tutorial's surname set (data/README.md)
 SAVE_DIR = ROOT / "save_model"
-DATA_URL = "https://download.pytorch.org/tutorial/data.zip"
+DATA_URL = "https://download.pytorch.org/tutorial/data.zip"  # the official archive (tools/download_data.py)
 
 # The original project's alphabet; anything else left after transliteration goes to one "unknown" slot.
 ALPHABET = string.ascii_letters + " .,;'"
-CELLS = ("rnn", "lstm", "gru")
+MAX_NAME_LENGTH = 64  # characters after transliteration; the data set's longest name has 20
+
+
+def option(default, help: str):
+    """A config field with the help text of its flag."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
-    data: str = str(DEFAULT_DATA)
-    model: str = "gru"  # recurrent cell: rnn, lstm or gru
-    epochs: int = 20  # with the cosine schedule the best validation epoch comes late (README, "Accuracy targets")
-    lr: float = 1e-2  # Adam peak; batch 128 takes a higher rate than batch 32's 3e-3
-    batch_size: int = 64  # more accurate than 128 with letter dropout, at ~5 s more (docs/tuning.md, "Third round")
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True  # both ways: higher balanced accuracy than one way (README, "Accuracy targets")
-    members: int = 1  # models trained side by side that predict together (README, "Ensembles")
-    dropout: float = 0.3  # before the output layer (and between stacked layers): the models overfit
-    schedule: str = "cosine"  # learning rate per step: constant or cosine (after a short warm-up)
-    dedupe: bool = True  # train on each distinct (name, country) pair once: Arabic repeats 85 names ~18 times
-    balance: str = "weighted"  # none, weighted (loss), sampler (balanced batches) or logit-adjust
-    balance_power: float = 0.3  # 1: every country counts the same; 0: as often as in the data (README, "Class imbalance")
-    prior: str = "rows"  # class mix the predictions assume: every training row's, or the distinct names' (README, "Class imbalance")
-    posthoc_adjust: float = 0.0  # after training, a power of the log prior taken off the logits (README, "Class imbalance")
-    letter_dropout: float = 0.2  # share of letters hidden (read as "unknown") while training (README, "Class imbalance")
-    select: str = "accuracy"  # the validation score that picks the best epoch: accuracy, balanced or mean
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    device: str = "auto"  # cuda, then mps, then cpu
-    threads: int = 1  # CPU threads for torch (0: torch's choice); see README, "Speed"
-    save_dir: str = str(SAVE_DIR)
-    max_steps: int = 0  # stop after this many optimiser steps in total (0: no limit); for smoke tests
-    log_every: int = 100  # samples between two points of the loss/accuracy history
+    data: str = option(str(DEFAULT_DATA), "a names.tsv file (name<TAB>country) or a folder of <Country>.txt files")
+    model: str = option("gru", "model family: rnn, lstm, gru (recurrent), ngram (counts), transformer (GPT-style)")
+    epochs: int = option(20, "passes over the training split (gradient-trained families)")
+    lr: float = option(1e-2, "Adam's peak learning rate, after a linear warm-up over the first 5 percent of steps and before a cosine decay to 0")
+    batch_size: int = option(64, "names per optimiser step")
+    hidden_size: int = option(128, "rnn/lstm/gru: recurrent state size")
+    num_layers: int = option(1, "rnn/lstm/gru: stacked recurrent layers")
+    bidirectional: bool = option(True, "rnn/lstm/gru: read names in both directions")
+    dropout: float = option(0.3, "dropout before the output layer (and between stacked layers)")
+    letter_dropout: float = option(0.2, "share of letters hidden (read as unknown) while training, so no single "
+                                        "letter decides")
+    balance_power: float = option(0.3, "class weights of the loss, (n / (K n_c)) ** power: 1 makes every country "
+                                       "weigh the same, 0 turns weighting off")
+    posthoc_adjust: float = option(0.0, "after training, move decisions towards equal countries by subtracting this "
+                                        "power of the log class prior from the logits (0: off)")
+    seed: int = option(0, "seed of the split, the initial weights and the batch order")
+    val_fraction: float = option(0.1, "share of distinct names held out for validation")
+    test_fraction: float = option(0.1, "share of distinct names held out for the final test")
+    device: str = option("auto", "cuda, mps or cpu; auto picks the first available")
+    threads: int = option(1, "CPU threads for torch (0: torch's choice); more lose badly when the cores are busy")
+    save_dir: str = option(str(SAVE_DIR), "where checkpoints, history and curves go")
+    max_steps: int = option(0, "stop after this many optimiser steps (0: no limit); for smoke tests")
+    log_every: int = option(100, "training names between two points of the loss/accuracy history")
 
 
 @dataclass
 class LLMConfig:
-    """Asking an OpenAI-compatible chat model instead of the RNN (predict.py --backend llm)."""
+    """Asking an OpenAI-compatible chat model instead of a trained model (predict.py --backend llm)."""
     model: str = "gpt-4o-mini"  # any chat model the server knows; it must accept a JSON-schema response_format
     base_url: str | None = None  # None: $OPENAI_BASE_URL, else OpenAI's own API
     shots: int = 0  # labelled training examples shown before the question (0: zero-shot)

@@ -33,8 +33,8 @@ class LLMClassifier:
         countries = list(checkpoint["countries"])
         examples = []
         if cfg.shots:
-            split = checkpoint["split"]
-            examples = draw_examples(training_pairs(split, countries, data), cfg.shots, split["seed"])
+            record = checkpoint["data"]
+            examples = draw_examples(training_pairs(record, countries, data), cfg.shots, record["seed"])
         return cls(client, cfg, countries, examples)
 
     def _ask(self, names: list[str], stop: threading.Event) -> dict[str, dict]:

@@ -27,8 +27,7 @@ def evaluate_llm(classifier: LLMClassifier, names: list[str], y_true: list[int],
     distinct = {a.name: a for a in answers}.values()  # a name asked twice was paid once
     return {
         "y_pred": y_pred,
-        "metrics": classification_metrics(y_true, [NO_ANSWER if p is None else p for p in y_pred],
-                                          len(classifier.countries)),
+        "metrics": classification_metrics(y_true, [NO_ANSWER if p is None else p for p in y_pred]),
         "no_answer": sum(p is None for p in y_pred),
         "names": len(names),
         "model": classifier.cfg.model,

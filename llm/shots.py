@@ -4,15 +4,15 @@ from collections import defaultdict
 from pathlib import Path
 
 from utils.errors import DataError
-from utils.prepare import recorded_split
+from utils.data import SurnameData
 
 
-def training_pairs(split_info: dict, countries: list[str], data: str | Path | None = None) -> list[tuple[str, str]]:
+def training_pairs(record: dict, countries: list[str], data: str | Path | None = None) -> list[tuple[str, str]]:
     """(normalised name, country) of every training row, the split rebuilt exactly as train.py made it."""
-    prepared, split = recorded_split(split_info, data)
+    prepared = SurnameData.from_record(record, data)
     if prepared.countries != list(countries):
         raise DataError(f"{prepared.path}: its countries differ from the checkpoint's")
-    return [(prepared.names[r], prepared.countries[prepared.labels[r]]) for r in split.train]
+    return [(prepared.names[r], prepared.countries[prepared.labels[r]]) for r in prepared.split.train]
 
 
 def draw_examples(pairs: list[tuple[str, str]], k: int, seed: int) -> list[tuple[str, str]]:

@@ -1,4 +1,24 @@
-"""Self-describing checkpoints: written atomically, read back with weights_only=True and checked."""
+"""The checkpoint format: what a trained model is on disk, and the only code that writes or reads it.
+
+A checkpoint is a dict that torch.load reads with weights_only=True (tensors and plain data only):
+
+    format        "surname-classifier/2"
+    family        a key of models.FAMILIES: "gru", "ngram", ...
+    model_args    the family's args as a dict; sizes from the data
+    model_state   the module's state_dict (weights, or counts)
+    alphabet      the letters the model reads; anything else is the unknown slot
+    countries     the label list, index = output position
+    train_prior   each country's share of the training rows (what the logits assume)
+    logit_offset  added to the logits when predicting (class-mix correction), [n_countries]
+    temperature   the logits are divided by it (1.0: uncalibrated)
+    data          the split's record: data file name, sha256, seed, fractions (utils.data.SurnameData.record)
+    config        the resolved training config
+    epoch, metrics, finished   where the run was; `finished` is set once the test score is in
+    resume        (epoch checkpoints only) optimizer, scheduler, RNG and history to continue the run
+
+Checkpoints are written to a temp file and renamed, so a reader never sees half a file.
+"""
+import math
 import os
 import tempfile
 import warnings
@@ -6,14 +26,27 @@ from pathlib import Path
 
 import torch
 
+from config.config import SAVE_DIR
 from utils.errors import CheckpointError
 
-FORMAT = "surname-classifier/1"
-REQUIRED_KEYS = ("model_state", "model_args", "alphabet", "countries", "epoch", "metrics", "config", "split")
+FORMAT = "surname-classifier/2"
+BEST_SUFFIX = "_classification_best.bin"
+REQUIRED = {"family": str, "model_args": dict, "model_state": dict, "alphabet": str, "countries": list,
+            "train_prior": list, "logit_offset": list, "temperature": float, "data": dict, "config": dict}
+DATA_RECORD = {"file": str, "sha256": str, "seed": int, "val_fraction": float, "test_fraction": float}
+MAX_SIZE_ARG = 1 << 16  # no integer size in a family's args is larger (hidden size, layers, orders, table sizes)
 
 
-def save_checkpoint(payload: dict, path: str | Path) -> Path:
-    """torch.save to a temp file beside `path`, then rename: a reader never sees half a file."""
+def best_path(save_dir: str | Path, family: str) -> Path:
+    return Path(save_dir) / f"{family}{BEST_SUFFIX}"
+
+
+def epoch_path(save_dir: str | Path, family: str, epoch: int) -> Path:
+    return Path(save_dir) / f"{family}_classification_{epoch}.bin"
+
+
+def save(payload: dict, path: str | Path) -> Path:
+    """torch.save to a temp file beside `path`, then rename; the temp file never outlives a failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -27,8 +60,8 @@ def save_checkpoint(payload: dict, path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's dict; CheckpointError if it is missing, corrupt or not one of ours."""
+def load(path: str | Path) -> dict:
+    """The checkpoint's dict, checked field by field; CheckpointError if missing, corrupt or not one of ours."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; run `python train.py` first")
@@ -39,11 +72,89 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as e:  # torch.load fails in many ways on a damaged or foreign file; all mean "unreadable"
         raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a surname-classifier checkpoint")
-    missing = [key for key in REQUIRED_KEYS if key not in payload]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+        raise CheckpointError(f"{path}: not a surname-classifier checkpoint (format {FORMAT})")
+    validate(payload, path)
     return payload
+
+
+def validate(payload: dict, source) -> None:
+    """Types and ranges of every field, before anything is allocated from them."""
+    from models import FAMILIES
+
+    def bad(what: str):
+        raise CheckpointError(f"{source}: {what}")
+
+    for key, kind in REQUIRED.items():
+        if key not in payload:
+            bad(f"checkpoint lacks {key}")
+        if not isinstance(payload[key], kind) or isinstance(payload[key], bool):
+            bad(f"{key} is a {type(payload[key]).__name__}, not a {kind.__name__}")
+    if payload["family"] not in FAMILIES:
+        bad(f"unknown model family {payload['family']!r}")
+    countries, alphabet = payload["countries"], payload["alphabet"]
+    if len(countries) < 2 or not all(isinstance(c, str) and c for c in countries) or len(set(countries)) != len(countries):
+        bad("countries must be two or more distinct names")
+    if not alphabet or len(set(alphabet)) != len(alphabet):
+        bad("the alphabet must be distinct letters")
+    for key in ("train_prior", "logit_offset"):
+        values = payload[key]
+        if len(values) != len(countries) or not all(isinstance(v, float) and math.isfinite(v) for v in values):
+            bad(f"{key} must be {len(countries)} finite numbers")
+    if not (math.isfinite(payload["temperature"]) and payload["temperature"] > 0):
+        bad("temperature must be a positive number")
+    for key, kind in DATA_RECORD.items():
+        if not isinstance(payload["data"].get(key), kind):
+            bad(f"the data record lacks {key} (a {kind.__name__})")
+    args = payload["model_args"]
+    if args.get("n_letters") != len(alphabet) + 1 or args.get("n_countries") != len(countries):
+        bad("model sizes do not match its alphabet or country list")
+    for name, value in args.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not 0 <= value <= MAX_SIZE_ARG:
+            bad(f"model_args {name}={value} is out of range")
+        if isinstance(value, float) and not math.isfinite(value):
+            bad(f"model_args {name} is not finite")
+    for name, tensor in payload["model_state"].items():
+        if not isinstance(tensor, torch.Tensor):
+            bad(f"model_state {name} is not a tensor")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad(f"weights {name} hold NaN or infinite values")
+
+
+def build_model(payload: dict, source="checkpoint") -> torch.nn.Module:
+    """The model a checkpoint describes, with its weights, in eval mode; CheckpointError if they do not fit.
+
+    The module is first built on the meta device (no memory), so sizes that do not match the stored
+    weights are refused before anything as large as they claim is allocated.
+    """
+    from models import build_model as build_family
+
+    try:
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in build_family(payload["family"], payload["model_args"]).state_dict().items()}
+        stored = {k: v.shape for k, v in payload["model_state"].items()}
+        if shapes != stored:
+            differ = sorted(set(shapes) ^ set(stored)) or [k for k in shapes if shapes[k] != stored[k]]
+            raise ValueError(f"{differ[0]} differs")
+        model = build_family(payload["family"], payload["model_args"])
+        model.load_state_dict(payload["model_state"])
+    except (TypeError, ValueError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0][:160]
+        raise CheckpointError(f"{source}: weights do not match the model they describe ({reason})") from None
+    return model.eval()
+
+
+def default_checkpoint(save_dir: str | Path = SAVE_DIR) -> Path:
+    """The newest best checkpoint of a run that finished (an interrupted run's is never the default)."""
+    candidates = sorted(Path(save_dir).glob(f"*{BEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        try:
+            if load(path).get("finished"):
+                return path
+        except CheckpointError:
+            continue
+    raise CheckpointError(f"no finished training run in {save_dir}; run `python train.py` first")
 
 
 def _reason(error: Exception) -> str:

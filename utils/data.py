@@ -1,8 +1,28 @@
-"""Reading the surname data set in either layout, and finding (or fetching) it."""
+"""The surname data, from file to batches: read, normalise, split by name, encode, batch.
+
+    data = SurnameData.build("data/names.tsv", val_fraction=0.1, test_fraction=0.1, seed=0)
+    loader = data.loader("train", batch_size=64, shuffle=True, seed=0)    # (letters [B, T], lengths [B], labels [B])
+    data.record()                                   # what a checkpoint keeps to rebuild the same split
+    SurnameData.from_record(checkpoint["data"])     # ... and rebuilds it (the sha256 must match)
+
+Two layouts are read: `name<TAB>country` lines (the original project's x.txt) and a folder of
+`<Country>.txt` files, one name per line (the PyTorch tutorial's data/names/). Countries come from
+the data, sorted, so label indices agree on every machine.
+"""
+import hashlib
+import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.errors import DataError
+import torch
+from anyascii import anyascii
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from config.config import DEFAULT_DATA, MAX_NAME_LENGTH
+from utils.errors import DataError, InvalidNameError
+
+# --- reading ---
 
 
 @dataclass(frozen=True)
@@ -14,47 +34,47 @@ class Sample:
 
 def _read_lines(path: Path):
     """(line number, text) of the non-blank lines of a UTF-8 file; undecodable bytes stop with file:line."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-            if number == 1:
-                line = line.removeprefix("\ufeff")
-            if line.strip():
-                yield number, line
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+                if number == 1:
+                    line = line.removeprefix("\ufeff")
+                if line.strip():
+                    yield number, line
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
 
 
 def read_tsv(path: Path) -> list[Sample]:
-    """`name<TAB>country` per line (the original project's x.txt)."""
+    """`name<TAB>country` per line."""
     samples = []
     for number, line in _read_lines(path):
         fields = line.split("\t")
         where = f"{path}:{number}"
         if len(fields) != 2:
-            raise DataError(f"{where}: expected 'name<TAB>country', found {len(fields) - 1} tabs in {line!r}")
+            raise DataError(f"{where}: expected 'name<TAB>country', found {len(fields) - 1} tabs in {line[:80]!r}")
         name, country = fields[0].strip(), fields[1].strip()
-        if not name:
-            raise DataError(f"{where}: empty name")
-        if not country:
-            raise DataError(f"{where}: empty country")
+        if not name or not country:
+            raise DataError(f"{where}: empty {'name' if not name else 'country'}")
         samples.append(Sample(name, country, where))
     return samples
 
 
 def read_folder(folder: Path) -> list[Sample]:
-    """One `<Country>.txt` per country, one name per line (the PyTorch tutorial's data/names/)."""
+    """One `<Country>.txt` per country, one name per line."""
     files = sorted(folder.glob("*.txt"))
     if not files:
         raise DataError(f"{folder}: no <Country>.txt files in this folder")
     samples = []
     for path in files:
         for number, line in _read_lines(path):
-            name = line.strip()
-            if "\t" in name:
-                raise DataError(f"{path}:{number}: a tab inside a name ({line!r}); is this a TSV file?")
-            samples.append(Sample(name, path.stem, f"{path}:{number}"))
+            if "\t" in line:
+                raise DataError(f"{path}:{number}: a tab inside a name ({line[:80]!r}); is this a TSV file?")
+            samples.append(Sample(line.strip(), path.stem, f"{path}:{number}"))
     return samples
 
 
@@ -72,17 +92,305 @@ def load_samples(path: str | Path) -> list[Sample]:
     return samples
 
 
-def countries_of(samples: list[Sample]) -> list[str]:
-    """The label set: sorted, so indices agree on every machine."""
-    return sorted({s.country for s in samples})
+def fingerprint(samples: list[Sample]) -> str:
+    """sha256 of the rows, so a checkpoint can tell it has the data its split was made from."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(f"{s.name}\t{s.country}\n".encode())
+    return digest.hexdigest()
 
 
-def resolve_data(path: str | Path, default: Path, url: str) -> Path:
-    """The data to use: `path` as given, except that the default location is downloaded when missing."""
-    path = Path(path)
-    if path.exists() or path.resolve() != default.resolve():
-        return path
-    from utils.download import fetch_names
+# --- normalising ---
 
-    fetch_names(url, default)
-    return default
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(name: str) -> str:
+    """Transliterate to ASCII ('Müller' -> 'Muller', 'Горбачёв' -> 'Gorbachev') and tidy whitespace.
+
+    A name typed all in lower or all in upper case is title-cased, because the data writes
+    surnames that way ('lucy' -> 'Lucy') and the encoding keeps case. Only the first
+    MAX_NAME_LENGTH * 4 characters are transliterated, so a huge input costs bounded time.
+    """
+    ascii_name = _SPACES.sub(" ", anyascii(name[: MAX_NAME_LENGTH * 4])).strip()
+    if ascii_name.islower() or ascii_name.isupper():
+        ascii_name = ascii_name.title()
+    return ascii_name
+
+
+def check_name(raw: str) -> str:
+    """Normalise a name for prediction, or raise InvalidNameError if it cannot be classified."""
+    if len(raw) > MAX_NAME_LENGTH * 4:
+        raise InvalidNameError(f"name of {len(raw):,} characters; at most {MAX_NAME_LENGTH} are read")
+    name = normalise(raw)
+    if not name:
+        raise InvalidNameError(f"empty name {raw[:40]!r}")
+    if not any(ch.isascii() and ch.isalpha() for ch in name):
+        raise InvalidNameError(f"name {raw[:40]!r} has no letters")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"name {raw[:40]!r}… has {len(name)} characters; at most {MAX_NAME_LENGTH} are read")
+    return name
+
+
+# --- encoding ---
+
+
+class Alphabet:
+    """Letter <-> index, with one extra index for every character outside the alphabet."""
+
+    def __init__(self, letters: str):
+        if not isinstance(letters, str) or len(set(letters)) != len(letters):
+            raise ValueError("alphabet letters must be a string of distinct characters")
+        self.letters = letters
+        self.unknown_index = len(letters)
+        self._index = {letter: i for i, letter in enumerate(letters)}
+
+    @property
+    def size(self) -> int:
+        """Width of a one-hot letter: the letters plus the unknown slot."""
+        return len(self.letters) + 1
+
+    def unknown_chars(self, text: str) -> list[str]:
+        return sorted({ch for ch in text if ch not in self._index})
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Letter indices, [len(text)] int64; unknown characters get `unknown_index`."""
+        return torch.tensor([self._index.get(ch, self.unknown_index) for ch in text], dtype=torch.long)
+
+    def encode_many(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Letter indices of many names at once: (letters [N, T_max] zero-padded, lengths [N]).
+
+        Row i equals `encode(names[i])` followed by padding, but the letters are looked up in one
+        tensor operation over all code points instead of a Python loop per name.
+        """
+        lengths = torch.tensor([len(name) for name in names], dtype=torch.long)  # [N]
+        width = int(lengths.max()) if len(names) else 0
+        letters = torch.zeros(len(names), width, dtype=torch.long)  # [N, T_max]
+        text = "".join(names)
+        if not text:
+            return letters, lengths
+        codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()  # [sum(lengths)]
+        table = torch.full((max(map(ord, self.letters), default=0) + 1,), self.unknown_index, dtype=torch.long)
+        table[[ord(letter) for letter in self.letters]] = torch.arange(len(self.letters))
+        indices = torch.where(codes < len(table), table[codes.clamp(max=len(table) - 1)], self.unknown_index)
+        # row-major boolean indexing visits the cells name by name, letter by letter: the order of `text`
+        letters[torch.arange(width) < lengths[:, None]] = indices
+        return letters, lengths
+
+
+def drop_letters(letters: torch.Tensor, p: float, unknown_index: int) -> torch.Tensor:
+    """letters [B, T] with each one replaced by the unknown slot with probability p: a training-time
+    augmentation, so the model cannot lean on any single letter. Uses torch's global generator."""
+    if p == 0:
+        return letters
+    return letters.masked_fill(torch.rand(letters.shape, device=letters.device) < p, unknown_index)
+
+
+# --- splitting ---
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[int]  # row indices into the sample list
+    val: list[int]
+    test: list[int]
+
+
+def grouped_split(names: list[str], labels: list[int], val_fraction: float, test_fraction: float, seed: int) -> Split:
+    """Split the distinct names, so every copy of a name lands on one side; stratified by country.
+
+    A name listed under several countries is stratified by the rarest of them (99 of the 100
+    Scottish names are also English). The fractions are fractions of distinct names. A country with
+    too few distinct names for a name on every side is refused with the number it needs.
+    """
+    from sklearn.model_selection import train_test_split
+
+    rows_of = defaultdict(list)
+    for row, name in enumerate(names):
+        rows_of[name].append(row)
+    groups = sorted(rows_of)
+    frequency = Counter(labels)
+    strata = [min((labels[r] for r in rows_of[g]), key=lambda label: (frequency[label], label)) for g in groups]
+    per_stratum = Counter(strata)
+    # the smallest stratum must give at least one name to each of test, val and train
+    need = max(3, int(1 / min(val_fraction, test_fraction)) + 1)
+    short = sorted(label for label, n in per_stratum.items() if n < need)
+    if short:
+        raise DataError(f"too few distinct names to put every country on every side of the split (each needs "
+                        f"at least {need}): " + ", ".join(f"label {label} has {per_stratum[label]}" for label in short))
+    rest, test, rest_strata, _ = train_test_split(groups, strata, test_size=test_fraction,
+                                                  stratify=strata, random_state=seed)
+    train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
+                                  stratify=rest_strata, random_state=seed)
+
+    def rows(part):
+        return sorted(r for g in part for r in rows_of[g])
+
+    return Split(train=rows(train), val=rows(val), test=rows(test))
+
+
+# --- batching ---
+
+
+class NamesDataset(Dataset):
+    """Encoded names and country labels; `__getitems__(rows)` cuts a whole batch from tensors built once:
+    letter indices [B, T] padded to the batch's longest name, lengths [B] and labels [B]."""
+
+    def __init__(self, names: list[str], labels: list[int], alphabet: Alphabet):
+        if len(names) != len(labels):
+            raise ValueError("names and labels differ in length")
+        self.alphabet = alphabet
+        self.letters, self.lengths = alphabet.encode_many(names)  # [N, T_max], [N]
+        self.labels = torch.tensor(labels, dtype=torch.long)  # [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        """The original project's item: (one-hot [length, n_letters], label)."""
+        letters = self.letters[i, : self.lengths[i]]
+        return torch.nn.functional.one_hot(letters, self.alphabet.size).float(), int(self.labels[i])
+
+    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        lengths = self.lengths[rows]  # [B]
+        return self.letters[rows, : int(lengths.max())], lengths, self.labels[rows]
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of names of one length, so a batch needs no padding; shuffled per epoch when asked.
+
+    The generator's state is part of a run's resumable state (`generator.get_state()`).
+    """
+
+    def __init__(self, lengths: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0):
+        self.lengths, self.batch_size, self.shuffle = lengths, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def batches(self) -> list[list[int]]:
+        generator = self.generator if self.shuffle else None
+        batches = []
+        for length in torch.unique(self.lengths).tolist():
+            rows = torch.nonzero(self.lengths == length).flatten()
+            if generator is not None:
+                rows = rows[torch.randperm(len(rows), generator=generator)]
+            batches += [chunk.tolist() for chunk in rows.split(self.batch_size)]
+        if generator is not None:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def __iter__(self):
+        yield from self.batches()
+
+    def __len__(self) -> int:
+        return sum(-(-int(n) // self.batch_size) for n in torch.unique(self.lengths, return_counts=True)[1])
+
+
+def _batch_as_is(batch):
+    return batch
+
+
+def make_loader(dataset: NamesDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """A DataLoader of (letters [B, T], lengths [B], labels [B]) batches of equal-length names, cut whole by
+    `dataset.__getitems__`, so nothing is collated per name."""
+    return DataLoader(dataset, batch_sampler=LengthBucketSampler(dataset.lengths, batch_size, shuffle, seed),
+                      collate_fn=_batch_as_is)
+
+
+# --- the data of one run ---
+
+
+@dataclass
+class SurnameData:
+    """Every row of a data set, normalised and labelled, and its grouped split: built once per run,
+    rebuilt from a checkpoint's record."""
+    path: Path
+    samples: list[Sample]
+    names: list[str]  # normalised, what the models read
+    countries: list[str]  # the label set, sorted
+    labels: list[int]  # index into countries, one per sample
+    sha256: str  # of the rows (fingerprint)
+    split: Split
+    seed: int
+    val_fraction: float
+    test_fraction: float
+
+    @classmethod
+    def build(cls, path: str | Path, val_fraction: float, test_fraction: float, seed: int) -> "SurnameData":
+        samples = load_samples(path)
+        names = [normalise(s.name) for s in samples]
+        bad = [s.source for s, name in zip(samples, names) if not name or len(name) > MAX_NAME_LENGTH]
+        if bad:
+            raise DataError(f"{bad[0]}: the name is empty after transliteration or longer than "
+                            f"{MAX_NAME_LENGTH} characters ({len(bad)} such rows)")
+        countries = sorted({s.country for s in samples})
+        if len(countries) < 2:
+            raise DataError(f"{path}: a classifier needs at least two countries, found {countries}")
+        label_of = {country: i for i, country in enumerate(countries)}
+        labels = [label_of[s.country] for s in samples]
+        try:
+            split = grouped_split(names, labels, val_fraction, test_fraction, seed)
+        except DataError as e:  # say the countries by name, not by label
+            raise DataError(re.sub(r"label (\d+)", lambda m: countries[int(m.group(1))], str(e))) from None
+        return cls(Path(path), samples, names, countries, labels, fingerprint(samples), split,
+                   seed, val_fraction, test_fraction)
+
+    def record(self) -> dict:
+        """What a checkpoint stores to rebuild this split: the data's name and fingerprint, never its path."""
+        return {"file": self.path.name, "sha256": self.sha256, "seed": self.seed,
+                "val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+
+    @classmethod
+    def from_record(cls, record: dict, path: str | Path | None = None) -> "SurnameData":
+        """The data and split a checkpoint was trained on: `path` (default: the embedded data set), checked
+        against the recorded sha256."""
+        path = Path(path) if path else DEFAULT_DATA
+        data = cls.build(path, record["val_fraction"], record["test_fraction"], record["seed"])
+        if data.sha256 != record["sha256"]:
+            raise DataError(f"{path} is not the data this checkpoint was trained on ({record['file']}, sha256 "
+                            f"{record['sha256'][:12]}…); pass the training data's path with --split-data")
+        return data
+
+    def rows(self, part: str) -> list[int]:
+        return getattr(self.split, part)
+
+    def dataset(self, part: str, alphabet: Alphabet, dedupe: bool = False) -> NamesDataset:
+        """The rows of one side of the split; with `dedupe`, each distinct (name, country) once
+        (Arabic is 85 names repeated ~18 times each)."""
+        rows = self.rows(part)
+        if dedupe:
+            rows = list({(self.names[r], self.labels[r]): r for r in rows}.values())
+        return NamesDataset([self.names[r] for r in rows], [self.labels[r] for r in rows], alphabet)
+
+    def class_shares(self, part: str = "train") -> torch.Tensor:
+        """Each country's share of the rows of one side, [n_countries]."""
+        counts = torch.bincount(torch.tensor([self.labels[r] for r in self.rows(part)]), minlength=len(self.countries))
+        return counts.double() / counts.sum()
+
+    def countries_by_name(self, part: str = "train") -> dict[str, list[str]]:
+        """Each normalised name of one side, with every country the data files it under."""
+        seen = defaultdict(set)
+        for r in self.rows(part):
+            seen[self.names[r]].add(self.countries[self.labels[r]])
+        return {name: sorted(c) for name, c in seen.items()}
+
+
+def read_labelled(path: str | Path, countries: list[str]) -> tuple[list[str], list[str], list[str], dict]:
+    """(raw names, normalised names, countries) of every row of a labelled file whose country is in
+    `countries` and whose name can be read, and what was left out and why."""
+    known = set(countries)
+    raw, normalised, truth = [], [], []
+    unknown_countries, invalid = Counter(), []
+    for s in load_samples(path):
+        if s.country not in known:
+            unknown_countries[s.country] += 1
+            continue
+        try:
+            normalised.append(check_name(s.name))
+        except InvalidNameError:
+            invalid.append(s.source)
+            continue
+        raw.append(s.name)
+        truth.append(s.country)
+    left_out = {"unknown_countries": dict(sorted(unknown_countries.items())), "invalid_names": invalid}
+    return raw, normalised, truth, left_out

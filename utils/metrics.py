@@ -1,30 +1,79 @@
-"""Held-out classification metrics (scikit-learn)."""
+"""Every score of a classifier, from predicted countries: the one definition of accuracy, balanced accuracy
+and macro-F1 that training, evaluation and comparison all use, and the full evaluation report."""
 import warnings
+from collections import Counter, defaultdict
 
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
-def classification_metrics(y_true: list[int], y_pred: list[int], n_classes: int) -> dict[str, float]:
-    """Accuracy, balanced accuracy (mean recall over the countries present) and macro-F1 (over all countries)."""
-    with warnings.catch_warnings():  # a country absent from a small split is not worth a warning
+def classification_metrics(y_true: list, y_pred: list) -> dict[str, float]:
+    """Accuracy, balanced accuracy (mean recall over the countries present in y_true) and macro-F1
+    (mean F1 over the countries present in y_true or y_pred). Labels may be indices or country names."""
+    if len(y_true) != len(y_pred) or not y_true:
+        raise ValueError("y_true and y_pred must be equally long and not empty")
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true" is expected on small sets
         warnings.simplefilter("ignore")
-        return {
-            "accuracy": float(accuracy_score(y_true, y_pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0)),
-        }
+        _, _, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
+        return {"accuracy": float(accuracy_score(y_true, y_pred)),
+                "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+                "macro_f1": float(f1)}
 
 
-# what "best on validation" means when training picks its checkpoint (train.py --select)
-SELECT = ("accuracy", "balanced", "mean")
+def evaluation_report(names: list[str], y_true: list[str], y_pred: list[str], top: list[list[str]] | None = None,
+                      countries: list[str] | None = None, n_pairs: int = 10, n_examples: int = 3) -> dict:
+    """Metrics of predictions `y_pred` against `y_true` (country names), one per name in `names`.
+
+    `top`, when given, holds each name's countries best first (at least 3) for top-3 accuracy.
+    `countries` fixes the order of the tables (default: sorted); only countries that occur among
+    the true or predicted labels enter them.
+    """
+    if not (len(names) == len(y_true) == len(y_pred)) or (top is not None and len(top) != len(names)):
+        raise ValueError("names, y_true, y_pred (and top) differ in length")
+    if not names:
+        raise ValueError("nothing to evaluate")
+    present = set(y_true) | set(y_pred)
+    labels = [c for c in (countries or sorted(present)) if c in present]
+    labels += sorted(present - set(labels))  # a prediction outside `countries` still gets a column
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    per_country = [{"country": c, "support": int(n), "precision": float(p), "recall": float(r), "f1": float(f)}
+                   for c, p, r, f, n in zip(labels, precision, recall, f1, support)]
+    per_country.sort(key=lambda row: (-row["support"], row["country"]))
+
+    examples, counts = defaultdict(list), Counter()
+    for name, true, pred in zip(names, y_true, y_pred):
+        if true != pred:
+            counts[true, pred] += 1
+            if len(examples[true, pred]) < n_examples and name not in examples[true, pred]:
+                examples[true, pred].append(name)
+    true_counts = Counter(y_true)
+    pairs = [{"true": t, "predicted": p, "count": n, "share_of_true": n / true_counts[t], "examples": examples[t, p]}
+             for (t, p), n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n_pairs]]
+    return {
+        "rows": len(names),
+        **classification_metrics(y_true, y_pred),
+        "top3_accuracy": None if top is None else float(np.mean([t in ranked[:3] for t, ranked in zip(y_true, top)])),
+        "per_country": per_country,
+        "confused_pairs": pairs,
+        "confusion": {"labels": labels, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+    }
 
 
-def selection_score(metrics: dict[str, float], select: str) -> float:
-    """The validation score to pick the best epoch by: accuracy, balanced accuracy, or the mean of the two."""
-    if select == "accuracy":
-        return metrics["accuracy"]
-    if select == "balanced":
-        return metrics["balanced_accuracy"]
-    if select == "mean":
-        return (metrics["accuracy"] + metrics["balanced_accuracy"]) / 2
-    raise ValueError(f"unknown selection {select!r}; choose one of {SELECT}")
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def report_markdown(report: dict, title: str) -> str:
+    """The report as markdown: summary, per-country table, most confused pairs."""
+    lines = [f"# {title}", "",
+             "| rows | accuracy | balanced accuracy | macro-F1 | top-3 accuracy |", "|---:|---:|---:|---:|---:|",
+             f"| {report['rows']} | {_num(report['accuracy'])} | {_num(report['balanced_accuracy'])} | "
+             f"{_num(report['macro_f1'])} | {_num(report['top3_accuracy'])} |", "",
+             "| country | support | precision | recall | F1 |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['country']} | {r['support']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} |"
+              for r in report["per_country"]]
+    lines += ["", "Most confused (true → predicted):", "",
+              "| true | predicted | count | share of true | examples |", "|---|---|---:|---:|---|"]
+    lines += [f"| {p['true']} | {p['predicted']} | {p['count']} | {p['share_of_true']:.3f} | {', '.join(p['examples'])} |"
+              for p in report["confused_pairs"]]
+    return "\n".join(lines) + "\n"

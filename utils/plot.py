@@ -1,4 +1,4 @@
-"""Loss and accuracy curves of a training run, to PNG."""
+"""Every figure, to PNG: training curves, the confusion matrix. matplotlib is imported only when one is drawn."""
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +56,26 @@ def plot_history(history: dict, path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     return save_figure(fig, path, dpi=110)
+
+
+def plot_confusion(confusion: dict, path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (each true country's rows sum to 1), country names on both axes."""
+    plt = pyplot()
+    labels = confusion["labels"]
+    counts = np.asarray(confusion["matrix"], dtype=float)  # [true, predicted]
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    size = 2.5 + 0.5 * len(labels)  # 11.5 inches for 18 countries: room for a number in every cell
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i, j in zip(*np.nonzero(counts)):
+        text = "1" if share[i, j] == 1 else "<.01" if share[i, j] < 0.005 else f"{share[i, j]:.2f}".lstrip("0")
+        ax.text(j, i, text, ha="center", va="center",
+                fontsize=8, color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(len(labels)), [f"{c} ({int(n)})" for c, n in zip(labels, rows[:, 0])])
+    ax.set(xlabel="predicted country", ylabel="true country (rows)")
+    fig.colorbar(image, ax=ax, fraction=0.04, label="share of the true country's rows")
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)

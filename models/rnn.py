@@ -1,4 +1,4 @@
-"""The surname classifier: one recurrent layer (RNN, LSTM or GRU) and a Linear to the countries."""
+"""The recurrent families (rnn, lstm, gru): one recurrent layer over one-hot letters and a Linear to the countries."""
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +12,7 @@ RECURRENT_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 @dataclass
-class ModelArgs:
+class RNNArgs:
     cell: str  # rnn, lstm or gru
     n_letters: int  # one-hot width: the alphabet plus the unknown slot
     n_countries: int
@@ -22,8 +22,8 @@ class ModelArgs:
     dropout: float = 0.0
 
 
-class NameClassifier(nn.Module):
-    def __init__(self, args: ModelArgs):
+class RNNClassifier(nn.Module):
+    def __init__(self, args: RNNArgs):
         super().__init__()
         if args.cell not in RECURRENT_LAYERS:
             raise ValueError(f"unknown cell {args.cell!r}; choose one of {sorted(RECURRENT_LAYERS)}")
@@ -34,9 +34,6 @@ class NameClassifier(nn.Module):
             bidirectional=args.bidirectional, dropout=args.dropout if args.num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(args.dropout)
         self.head = nn.Linear(args.hidden_size * self.directions, args.n_countries)
-        # Added to the logits when predicting (eval mode) only, as dropout acts only when training:
-        # the class-mix correction of utils.balance.prediction_offset. Saved with the weights.
-        self.register_buffer("logit_offset", torch.zeros(args.n_countries))  # [n_countries]
 
     def forward(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits [B, n_countries] for letter indices [B, T] (or their one-hot [B, T, n_letters]).
@@ -61,5 +58,4 @@ class NameClassifier(nn.Module):
         return self._logits(last)
 
     def _logits(self, last: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.dropout(last))  # [B, n_countries]
-        return logits if self.training else logits + self.logit_offset
+        return self.head(self.dropout(last))  # [B, n_countries]

@@ -1,15 +1,15 @@
 """The best any name -> country classifier can do on a split: one label per distinct name, chosen knowing the answers.
 
-    python -m utils.oracle --data ../shared/data/names.tsv --seed 0     # from the repo root
+    python -m tools.oracle --seed 0       # from the repository root
 
 A name filed under several countries (99 of the 100 Scottish names are also English) can only be
 right for one of them, so no model reaches 1.0. For accuracy the best label is the name's most common
 country in the split; for balanced accuracy it is the one with the largest share of its country's rows.
 """
 import argparse
-import sys
 from collections import Counter, defaultdict
 
+from utils.errors import run_script
 from utils.metrics import classification_metrics
 
 
@@ -29,7 +29,7 @@ def oracle_predictions(names: list[str], labels: list[int], balanced: bool = Fal
 
 def main(argv=None) -> None:
     from config.config import TrainConfig
-    from utils.prepare import prepare, split_of
+    from utils.data import SurnameData
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,20 +38,15 @@ def main(argv=None) -> None:
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
     args = parser.parse_args(argv)
-    data = prepare(args.data)
-    rows = split_of(data, args.val_fraction, args.test_fraction, args.seed).test
+    data = SurnameData.build(args.data, args.val_fraction, args.test_fraction, args.seed)
+    rows = data.split.test
     names, labels = [data.names[r] for r in rows], [data.labels[r] for r in rows]
     print(f"test split: {len(rows)} rows, {len(set(names))} distinct names")
     for balanced in (False, True):
-        m = classification_metrics(labels, oracle_predictions(names, labels, balanced), len(data.countries))
+        m = classification_metrics(labels, oracle_predictions(names, labels, balanced))
         print(f"best label for {'balanced accuracy' if balanced else 'accuracy'}: accuracy {m['accuracy']:.3f}  "
               f"balanced accuracy {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}")
 
 
 if __name__ == "__main__":
-    from utils.errors import UserError
-
-    try:
-        main()
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    run_script(main)

@@ -1,4 +1,11 @@
-"""Fetch the PyTorch tutorial archive once and keep its names/<Country>.txt files."""
+"""Download the official copy of the surname data set (the PyTorch tutorial's archive) into data/names/.
+
+    python -m tools.download_data                 # from the repository root
+    python train.py --data data/names             # then train on it
+
+The project ships a copy as data/names.tsv (data/README.md says how it differs); this fetches the
+archive's names/<Country>.txt files, 20,074 names, once.
+"""
 import shutil
 import tempfile
 import urllib.error
@@ -56,3 +63,15 @@ def fetch_names(url: str, dest: Path) -> Path:
     count = extract_names(archive, dest)
     print(f"extracted {count} files into {dest}")
     return dest
+
+
+def main() -> None:
+    from config.config import DATA_URL, ROOT
+
+    fetch_names(DATA_URL, ROOT / "data" / "names")
+
+
+if __name__ == "__main__":
+    from utils.errors import run_script
+
+    run_script(main)

@@ -1,0 +1,145 @@
+"""The training step and the evaluation pass, shared by train.py and the benchmark; the optimiser, its
+schedule, the class weights and the class-mix correction they use."""
+import math
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from utils.data import drop_letters
+from utils.errors import UserError
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA
+
+
+def pick_device(name: str) -> torch.device:
+    """auto: cuda, then mps, then cpu; a named device that is not there is a UserError."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a torch device (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: no MPS device here")
+    return device
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam; on CPU or CUDA its fused kernel, which updates each parameter in one pass."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda") or None)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,
+                   warmup_fraction: float = 0.05) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning rate per step: a short linear warm-up, then a cosine down to 0."""
+    warmup = max(1, int(warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def class_counts(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Rows per class, [n_classes] float, at least 1 so no class divides by zero."""
+    return torch.bincount(labels, minlength=n_classes).float().clamp(min=1)
+
+
+def class_weights(labels: torch.Tensor, n_classes: int, power: float) -> torch.Tensor:
+    """Cross-entropy weights (n / (K * n_c)) ** power, [n_classes]: power 1 is scikit-learn's "balanced"
+    (each class weighs the same in total), 0 no weighting, in between a compromise."""
+    return (len(labels) / (n_classes * class_counts(labels, n_classes))) ** power
+
+
+def log_prior(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Log of the class frequencies, [n_classes]."""
+    return (class_counts(labels, n_classes) / len(labels)).log()
+
+
+def prediction_offset(trained_labels: torch.Tensor, row_labels: torch.Tensor, n_classes: int,
+                      posthoc_adjust: float = 0.0) -> torch.Tensor:
+    """What is added to the logits when predicting, [n_classes].
+
+    A model trained on each distinct name once has learned their class mix; the offset multiplies
+    each class's odds by its share of every row of the training split over its share of the names
+    trained on, so predictions follow the mix the test split counts (Arabic is 85 distinct training
+    names but 10% of the rows). `posthoc_adjust` > 0 then moves decisions towards equal classes by
+    subtracting that power of the log prior (post-hoc logit adjustment, Menon et al., 2021).
+    """
+    trained, rows = log_prior(trained_labels, n_classes), log_prior(row_labels, n_classes)  # [n_classes]
+    return rows - trained - posthoc_adjust * rows
+
+
+def train_step(model, batch, optimizer, scheduler, loss_weight: torch.Tensor | None, letter_dropout: float,
+               unknown_index: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on one batch; returns (mean loss, correct count), both still on the device."""
+    letters, lengths, labels = batch
+    letters, labels = letters.to(device), labels.to(device)
+    letters = drop_letters(letters, letter_dropout, unknown_index)  # [B, T]
+    logits = model(letters, lengths)  # [B, n_countries]
+    loss = F.cross_entropy(logits, labels, weight=loss_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss.detach(), (logits.argmax(dim=1) == labels).sum()
+
+
+@torch.inference_mode()
+def evaluate(model, loader, offset: torch.Tensor, device: torch.device) -> tuple[list[int], torch.Tensor, float]:
+    """(true labels, logits [N, n_countries] with the prediction offset, mean cross-entropy) over a loader,
+    in the loader's order; restores the model's training mode."""
+    was_training = model.training
+    model.eval()
+    y_true, logits_all, loss_sum = [], [], 0.0
+    offset = offset.to(device)
+    for letters, lengths, labels in loader:
+        logits = model(letters.to(device), lengths) + offset  # [B, n_countries]
+        loss_sum += F.cross_entropy(logits, labels.to(device), reduction="sum").item()
+        y_true += labels.tolist()
+        logits_all.append(logits.float().cpu())
+    model.train(was_training)
+    return y_true, torch.cat(logits_all), loss_sum / max(1, len(y_true))
+
+
+class RunningLog:
+    """Training loss and accuracy: averaged over every `every` samples (the original project's curve)
+    into `history`, and over the current epoch."""
+
+    def __init__(self, every: int, history: dict | None = None):
+        self.every = every
+        self.history = history or {"samples": [], "loss": [], "accuracy": [], "epochs": []}
+        self.seen = self.history["samples"][-1] if self.history["samples"] else 0
+        self.window = [0.0, 0, 0]  # loss sum, correct, count
+        self.epoch = [0.0, 0, 0]
+
+    def start_epoch(self) -> None:
+        self.epoch = [0.0, 0, 0]
+
+    def add(self, loss_sum: float, correct: float, count: int) -> None:
+        self.seen += count
+        for totals in (self.window, self.epoch):
+            totals[0] += loss_sum
+            totals[1] += correct
+            totals[2] += count
+        if self.window[2] >= self.every:
+            self.history["samples"].append(self.seen)
+            self.history["loss"].append(self.window[0] / self.window[2])
+            self.history["accuracy"].append(self.window[1] / self.window[2])
+            self.window = [0.0, 0, 0]
+
+    def epoch_means(self) -> tuple[float, float]:
+        """(mean loss, accuracy) over the epoch so far."""
+        loss_sum, correct, count = self.epoch
+        return loss_sum / max(1, count), correct / max(1, count)
