@@ -3,29 +3,36 @@
     python train.py                                   # the embedded data set, the default model
     python train.py --model lstm --hidden-size 256    # another family or size
     python train.py --data my_names.tsv               # name<TAB>country lines, or a folder of <Country>.txt
+    python train.py --resume                          # continue the interrupted run in save_model/
     python train.py --help                            # every flag, with its default
 
 Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
 <model>_classification_best.bin (best on validation, with its test score), <model>_history.json and
 <model>_curves.png. The test split is read once, at the end, with the best-on-validation weights.
+Ctrl-C stops at the next step and leaves <model>_resume.bin, from which --resume continues to
+exactly the weights and history an uninterrupted run would have. One run at a time owns a save folder.
 """
 import argparse
 import json
-import sys
+import signal
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
 from config.config import ALPHABET, TrainConfig
-from utils.errors import UserError
+from utils.errors import UserError, run_script
 
 
-def parse_args(argv=None) -> TrainConfig:
-    """TrainConfig's defaults, overridden by flags; each flag's help is its field's."""
+def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
+    """TrainConfig's defaults, overridden by flags (each flag's help is its field's); or, with --resume,
+    the interrupted run's own config and its resume checkpoint."""
     from models import FAMILIES
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
+                        help="continue an interrupted run from its <model>_resume.bin (default: the one in "
+                             "--save-dir); the run's own config is used, so no other flag but --save-dir is taken")
     for field in fields(TrainConfig):
         flag, default, help = "--" + field.name.replace("_", "-"), getattr(defaults, field.name), field.metadata["help"]
         if isinstance(default, bool):
@@ -33,7 +40,11 @@ def parse_args(argv=None) -> TrainConfig:
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"{help} (default: {default})",
                                 choices=sorted(FAMILIES) if field.name == "model" else None)
-    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    given = vars(parser.parse_args(argv))
+    resume = given.pop("resume")
+    cfg = TrainConfig(**given)
+    if resume is not None:
+        return resumed_config(parser, cfg, resume, argv)
     for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -43,17 +54,64 @@ def parse_args(argv=None) -> TrainConfig:
         parser.error("--max-steps, --threads, --balance-power and --posthoc-adjust must not be negative")
     if not (0 < cfg.val_fraction < 0.5 and 0 < cfg.test_fraction < 0.5):
         parser.error("--val-fraction and --test-fraction must be between 0 and 0.5")
-    return cfg
+    return cfg, None
 
 
-def main(argv=None) -> dict:
-    cfg = parse_args(argv)
+def resumed_config(parser, cfg: TrainConfig, resume: str, argv) -> tuple[TrainConfig, Path]:
+    import sys
+
+    from utils import checkpoint as ckpt
+
+    flags = [a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")]
+    if set(flags) - {"--resume", "--save-dir"}:
+        parser.error("--resume continues a run with its own config: give no other flag but --save-dir")
+    path = Path(resume) if resume else None
+    if path is None:
+        found = sorted(Path(cfg.save_dir).glob("*_resume.bin"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise UserError(f"nothing to resume in {cfg.save_dir}: no *_resume.bin (a finished run leaves none)")
+        path = found[-1]
+    payload = ckpt.load(path)
+    if "resume" not in payload:
+        raise UserError(f"{path}: not a resume checkpoint (train.py writes <model>_resume.bin)")
+    return TrainConfig(**{**payload["config"], "save_dir": cfg.save_dir if "--save-dir" in flags
+                          else payload["config"]["save_dir"]}), path
+
+
+class StopFlag:
+    """Ctrl-C asks the training loop to stop at the next step; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self) -> "StopFlag":
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def main(argv=None) -> dict | int:
+    cfg, resume_path = parse_args(argv)
+    from utils.checkpoint import SaveDirLock
+
+    with SaveDirLock(cfg.save_dir), StopFlag() as stop:
+        return train(cfg, resume_path, stop)
+
+
+def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | int:
     import torch
     from tqdm import tqdm
 
     from models import build_model, is_counted, model_args
     from utils import checkpoint as ckpt
-    from utils.data import Alphabet, SurnameData, make_loader
+    from utils.data import Alphabet, LengthBucketSampler, SurnameData, make_loader
     from utils.metrics import classification_metrics
     from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler, pick_device,
                                 prediction_offset, seed_everything, train_step)
@@ -69,7 +127,7 @@ def main(argv=None) -> dict:
     data = SurnameData.build(cfg.data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     countries, alphabet = data.countries, Alphabet(ALPHABET)
     train_set = data.dataset("train", alphabet, dedupe=True)  # each distinct (name, country) once
-    train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    sampler = LengthBucketSampler(train_set.lengths, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val_loader = make_loader(data.dataset("val", alphabet), 1024, shuffle=False)
     test_loader = make_loader(data.dataset("test", alphabet), 1024, shuffle=False)
     odd = sorted({ch for name in data.names for ch in alphabet.unknown_chars(name)})
@@ -87,32 +145,71 @@ def main(argv=None) -> dict:
     epochs = 1 if counted else cfg.epochs  # counting needs one pass
     if not counted:
         optimizer = make_optimizer(model, cfg.lr, device)
-        total_steps = epochs * len(train_loader)
+        total_steps = epochs * len(sampler)
         scheduler = make_scheduler(optimizer, min(total_steps, cfg.max_steps or total_steps))
     n_params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
     print(f"model: {cfg.model}, {n_params:,} {'counts' if counted else 'parameters'}, on {device}")
     base = {"family": cfg.model, "model_args": asdict(args), "alphabet": alphabet.letters, "countries": countries,
             "train_prior": data.class_shares("train").tolist(), "logit_offset": offset.tolist(),
             "temperature": 1.0, "data": data.record(), "config": asdict(cfg)}
+    resume_file = save_dir / f"{cfg.model}_resume.bin"
+
+    # --- where to start: the beginning, or where an interrupted run stopped ---
+    log = RunningLog(cfg.log_every)
+    best, best_accuracy, steps, first_epoch, done_in_epoch = None, -1.0, 0, 1, 0
+    epoch_generator_state = sampler.generator.get_state()
+    if resume_path is not None:
+        state = ckpt.load(resume_path)
+        if state["data"] != base["data"] or state["model_args"] != base["model_args"]:
+            raise UserError(f"{resume_path}: its data or model differ from this run's; cannot resume")
+        r = state["resume"]
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(r["optimizer"])
+        scheduler.load_state_dict(r["scheduler"])
+        log.load_state(r["log"])
+        steps, first_epoch, done_in_epoch = r["steps"], state["epoch"], r["batches_done"]
+        best, best_accuracy = r["best"], r["best_accuracy"]
+        epoch_generator_state = r["epoch_generator"]
+        torch.set_rng_state(r["rng"])
+        print(f"resuming {resume_path}: epoch {first_epoch}, {done_in_epoch} steps into it, {steps} steps in all")
+
+    def resume_state(epoch: int, batches_done: int) -> dict:
+        return {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": {}, "finished": False,
+                "resume": {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "steps": steps,
+                           "batches_done": batches_done, "epoch_generator": epoch_generator_state,
+                           "rng": torch.get_rng_state(), "log": log.state(), "best": best,
+                           "best_accuracy": best_accuracy}}
 
     # --- training: every epoch is checked on validation and saved; the best is kept ---
-    log = RunningLog(cfg.log_every)
-    best, best_accuracy, steps = None, -1.0, 0
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    start = time.perf_counter() - (log.history["epochs"][-1]["seconds"] if log.history["epochs"] else 0.0)
+    for epoch in range(first_epoch, epochs + 1):
         model.train()
-        log.start_epoch()
         if counted:
+            log.start_epoch()
             model.fit(train_set.letters, train_set.lengths, train_set.labels)
         else:
-            for batch in tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False):
+            # the epoch's batch order comes from the sampler's generator as it stood at the epoch's start,
+            # so a resumed run draws the same order and skips the batches already done
+            sampler.generator.set_state(epoch_generator_state)
+            batches = sampler.batches()
+            if done_in_epoch == 0:
+                log.start_epoch()
+            for i in tqdm(range(done_in_epoch, len(batches)), desc=f"epoch {epoch}/{epochs}", leave=False,
+                          initial=done_in_epoch, total=len(batches)):
+                batch = train_set.__getitems__(batches[i])
                 loss, correct = train_step(model, batch, optimizer, scheduler, loss_weight, cfg.letter_dropout,
                                            alphabet.unknown_index, device)
-                count = len(batch[2])
-                log.add(loss.item() * count, correct.item(), count)
+                log.add(loss.item() * len(batch[2]), correct.item(), len(batch[2]))
                 steps += 1
                 if steps == cfg.max_steps:
                     break
+                if stop.requested and i + 1 < len(batches):
+                    ckpt.save(resume_state(epoch, i + 1), resume_file)
+                    print(f"interrupted at epoch {epoch}, step {steps}; continue with: python train.py --resume "
+                          f"{resume_file}")
+                    return 130
+            done_in_epoch = 0
+            epoch_generator_state = sampler.generator.get_state()
         y_true, logits, val_loss = evaluate(model, val_loader, offset, device)
         val = classification_metrics(y_true, logits.argmax(dim=1).tolist())
         train_loss, train_accuracy = log.epoch_means()
@@ -127,9 +224,16 @@ def main(argv=None) -> dict:
         if val["accuracy"] > best_accuracy:
             best, best_accuracy = payload, val["accuracy"]
             ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
+        last = steps == cfg.max_steps or epoch == epochs
+        if not counted and not last:
+            ckpt.save(resume_state(epoch + 1, 0), resume_file)
         if steps == cfg.max_steps:
             print(f"stopped after {steps} steps (--max-steps)")
+        if last:
             break
+        if stop.requested:
+            print(f"interrupted after epoch {epoch}; continue with: python train.py --resume {resume_file}")
+            return 130
     train_seconds = time.perf_counter() - start
 
     # --- the untouched test split, once, with the best-on-validation weights ---
@@ -138,6 +242,7 @@ def main(argv=None) -> dict:
     test = classification_metrics(y_true, logits.argmax(dim=1).tolist())
     best = {**best, "metrics": {**best["metrics"], **{f"test_{k}": v for k, v in test.items()}}, "finished": True}
     best_path = ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
+    resume_file.unlink(missing_ok=True)
     history = {**log.history, "test": {"epoch": best["epoch"], **test}, "seconds": train_seconds,
                "parameters": n_params, "config": asdict(cfg)}
     history_path = save_dir / f"{cfg.model}_history.json"
@@ -153,7 +258,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    run_script(lambda: 0 if isinstance(code := main(), dict) else code)

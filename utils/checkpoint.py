@@ -163,3 +163,42 @@ def _reason(error: Exception) -> str:
         return "it holds Python objects, not just tensors and plain data"
     first = text.splitlines()[0][:100] if text else ""
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+class SaveDirLock:
+    """One training run owns a save folder at a time: an flock on <save_dir>/.lock holding the owner's pid.
+
+    The kernel drops the lock when the process dies, however it dies, so a stale lock file never
+    blocks a later run. Taking the lock also removes temp files that a killed writer left behind.
+    """
+
+    def __init__(self, save_dir: str | Path):
+        self.save_dir = Path(save_dir)
+        self.file = None
+
+    def __enter__(self) -> "SaveDirLock":
+        import fcntl
+
+        try:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.save_dir / ".lock", "a+")
+        except OSError as e:
+            raise CheckpointError(f"cannot write to {self.save_dir} ({e.strerror}); pass --save-dir") from None
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            owner = self.file.read().strip() or "another process"
+            self.file.close()
+            raise CheckpointError(f"{self.save_dir} is in use by a training run ({owner}); wait for it to finish "
+                                  "or pass another --save-dir") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}\n")
+        self.file.flush()
+        for stale in self.save_dir.glob(".*.tmp"):  # left by a writer that was killed mid-write
+            stale.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()  # releases the flock

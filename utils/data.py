@@ -11,6 +11,7 @@ the data, sorted, so label indices agree on every machine.
 """
 import hashlib
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,11 +109,14 @@ _SPACES = re.compile(r"\s+")
 def normalise(name: str) -> str:
     """Transliterate to ASCII ('Müller' -> 'Muller', 'Горбачёв' -> 'Gorbachev') and tidy whitespace.
 
-    A name typed all in lower or all in upper case is title-cased, because the data writes
-    surnames that way ('lucy' -> 'Lucy') and the encoding keeps case. Only the first
-    MAX_NAME_LENGTH * 4 characters are transliterated, so a huge input costs bounded time.
+    Symbols and control characters (emoji, ™, ©) are dropped first: transliterated, they would
+    become words (':grinning:'). A name typed all in lower or all in upper case is title-cased,
+    because the data writes surnames that way ('lucy' -> 'Lucy') and the encoding keeps case. Only
+    the first MAX_NAME_LENGTH * 4 characters are read, so a huge input costs bounded time.
     """
-    ascii_name = _SPACES.sub(" ", anyascii(name[: MAX_NAME_LENGTH * 4])).strip()
+    kept = "".join(ch for ch in name[: MAX_NAME_LENGTH * 4] 
+                   if ch.isspace() or unicodedata.category(ch)[0] not in "SC")
+    ascii_name = _SPACES.sub(" ", anyascii(kept)).strip()
     if ascii_name.islower() or ascii_name.isupper():
         ascii_name = ascii_name.title()
     return ascii_name
@@ -123,7 +127,7 @@ def check_name(raw: str) -> str:
     if len(raw) > MAX_NAME_LENGTH * 4:
         raise InvalidNameError(f"name of {len(raw):,} characters; at most {MAX_NAME_LENGTH} are read")
     name = normalise(raw)
-    if not name:
+    if not raw.strip():
         raise InvalidNameError(f"empty name {raw[:40]!r}")
     if not any(ch.isascii() and ch.isalpha() for ch in name):
         raise InvalidNameError(f"name {raw[:40]!r} has no letters")

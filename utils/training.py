@@ -117,12 +117,19 @@ class RunningLog:
     """Training loss and accuracy: averaged over every `every` samples (the original project's curve)
     into `history`, and over the current epoch."""
 
-    def __init__(self, every: int, history: dict | None = None):
-        self.every = every
-        self.history = history or {"samples": [], "loss": [], "accuracy": [], "epochs": []}
-        self.seen = self.history["samples"][-1] if self.history["samples"] else 0
+    def __init__(self, every: int):
+        self.every, self.seen = every, 0
+        self.history = {"samples": [], "loss": [], "accuracy": [], "epochs": []}
         self.window = [0.0, 0, 0]  # loss sum, correct, count
         self.epoch = [0.0, 0, 0]
+
+    def state(self) -> dict:
+        """Everything needed to continue the log exactly (plain data, for a resume checkpoint)."""
+        return {"seen": self.seen, "history": self.history, "window": list(self.window), "epoch": list(self.epoch)}
+
+    def load_state(self, state: dict) -> None:
+        self.seen, self.history = state["seen"], state["history"]
+        self.window, self.epoch = list(state["window"]), list(state["epoch"])
 
     def start_epoch(self) -> None:
         self.epoch = [0.0, 0, 0]
