@@ -34,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the data the checkpoint was trained on, if not the embedded data set (checked by its sha256)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON, markdown and PNG (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the tables")
+    parser.add_argument("--prior", default="data",
+                        help="the class mix to assume: data (the training data's), uniform, or a JSON / TSV file of "
+                             "country shares (default: data)")
     parser.add_argument("--device", default="cpu", help="torch device to run the model on")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1; 0: torch's choice)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many rows (0: all)")
@@ -75,12 +78,38 @@ def labelled_file_rows(path: Path, countries: list[str]) -> tuple[list[str], lis
     return raw, normalised, truth, about
 
 
-def model_predictions(predictor, normalised_names: list[str], k: int = 3) -> tuple[list[str], list[list[str]]]:
-    """The checkpoint's backend: (best country, the k best countries) per normalised name."""
-    probs = predictor.probabilities(normalised_names)  # [N, n_countries]
-    top = probs.topk(min(k, probs.shape[1]), dim=1).indices.tolist()
-    ranked = [[predictor.countries[i] for i in row] for row in top]
-    return [r[0] for r in ranked], ranked
+def trust_report(predictor, probs, normalised: list[str], truth: list[str], predicted: list[str],
+                 known_countries: dict[str, list[str]]) -> dict:
+    """How far the probabilities can be trusted (calibration, abstention), and accuracy counting any of a
+    name's data-set countries as right, and on names seen and unseen in training."""
+    from utils.metrics import probability_metrics
+
+    label_of = {country: i for i, country in enumerate(predictor.countries)}
+    report = probability_metrics(probs, [label_of[c] for c in truth])
+    any_right = [p == t or p in known_countries.get(n, []) for n, t, p in zip(normalised, truth, predicted)]
+    seen = [bool(predictor.seen_in_training(n)) for n in normalised]
+    report["accuracy_any_country"] = sum(any_right) / len(any_right)
+    for label, keep in (("seen", True), ("unseen", False)):
+        rows = [p == t for p, t, s in zip(predicted, truth, seen) if s == keep]
+        report[f"{label}_in_training"] = {"rows": len(rows), "accuracy": sum(rows) / len(rows) if rows else None}
+    return report
+
+
+def trust_markdown(trust: dict) -> str:
+    def num(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    coverage = trust["accuracy_at_coverage"]
+    return "\n".join([
+        "## Probabilities", "",
+        "| ECE (15 bins) | NLL | Brier | mean top-1 probability |" + "".join(f" accuracy at {c} answered |" for c in coverage),
+        "|---:|---:|---:|---:|" + "---:|" * len(coverage),
+        f"| {trust['ece']:.3f} | {trust['nll']:.3f} | {trust['brier']:.3f} | {trust['mean_confidence']:.3f} |"
+        + "".join(f" {v:.3f} |" for v in coverage.values()), "",
+        f"Accuracy counting any of a name's data-set countries as right: {trust['accuracy_any_country']:.3f}. "
+        f"Names seen in training: {trust['seen_in_training']['rows']} rows, accuracy "
+        f"{num(trust['seen_in_training']['accuracy'])}; unseen: {trust['unseen_in_training']['rows']} rows, "
+        f"accuracy {num(trust['unseen_in_training']['accuracy'])}.", ""])
 
 
 def llm_side_by_side(args, checkpoint: dict, normalised: list[str], truth: list[str], rnn_predicted: list[str],
@@ -122,9 +151,11 @@ def main(argv=None) -> int:
     import torch  # after argument errors are out of the way
 
     from models.predictor import Predictor
-    from utils.checkpoint import default_checkpoint, load
+    from utils.calibration import read_prior
+    from utils.checkpoint import default_checkpoint, load, write_text
+    from utils.data import SurnameData
     from utils.metrics import evaluation_report, report_markdown
-    from utils.plot import plot_confusion
+    from utils.plot import plot_confusion, plot_reliability, plot_risk_coverage
     from utils.training import pick_device
 
     if args.threads:
@@ -134,6 +165,7 @@ def main(argv=None) -> int:
     predictor = Predictor.from_checkpoints(paths, str(pick_device(args.device)))
     checkpoint_path, checkpoint = paths[0], load(paths[0])
     countries = predictor.countries
+    predictor.set_prior(read_prior(args.prior, countries))
     if args.data is not None:
         raw, normalised, truth, about = labelled_file_rows(args.data, countries)
         tag = f"data_{args.data.stem}"
@@ -149,10 +181,18 @@ def main(argv=None) -> int:
         about = {**about, "limit": args.limit, "limit_seed": args.seed}
 
     started = time.perf_counter()
-    predicted, top = model_predictions(predictor, normalised)
+    probs = predictor.probabilities(normalised)  # [N, n_countries]
     rnn_seconds = (time.perf_counter() - started) / len(normalised)
-    report = {"checkpoint": [str(p) for p in paths], "backend": "checkpoint", **about,
-              **evaluation_report(raw, truth, predicted, top, countries)}
+    top = [[countries[i] for i in row] for row in probs.topk(min(3, len(countries)), dim=1).indices.tolist()]
+    predicted = [ranked[0] for ranked in top]
+    try:  # the countries the data set files each name under, for "any of its countries is right"
+        known = SurnameData.from_record(checkpoint["data"], args.split_data).countries_by_name()
+    except DataError as e:
+        print(f"note: accuracy counting any country of a name's is left out ({e})", file=sys.stderr)
+        known = {}
+    report = {"checkpoint": [str(p) for p in paths], "backend": "checkpoint", "prior": args.prior, **about,
+              **evaluation_report(raw, truth, predicted, top, countries),
+              "probabilities": trust_report(predictor, probs, normalised, truth, predicted, known)}
     if args.backend == "llm":
         report["side_by_side"] = llm_side_by_side(args, checkpoint, normalised, truth, predicted, rnn_seconds)
 
@@ -161,18 +201,24 @@ def main(argv=None) -> int:
     stem = out / (Path(checkpoint_path).stem + (f"_and_{len(paths) - 1}_more" if len(paths) > 1 else "") + f"_eval_{tag}")
     title = f"{Path(checkpoint_path).name} on the {about['set']} ({about['data']})"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-    markdown = report_markdown(report, title)
+    write_text(json_path, json.dumps(report, indent=1, ensure_ascii=False))
+    markdown = report_markdown(report, title) + "\n" + trust_markdown(report["probabilities"])
     if "side_by_side" in report:
         markdown += "\n" + side_by_side_markdown(report["side_by_side"])
-    md_path.write_text(markdown, encoding="utf-8")
+    write_text(md_path, markdown)
+    name = f"{Path(checkpoint_path).name}, {about['set']}"
     png_path = plot_confusion(report["confusion"], stem.with_name(stem.name + "_confusion.png"),
-                              title=f"{Path(checkpoint_path).name}, {about['set']}: row-normalised confusion")
+                              title=f"{name}: row-normalised confusion")
+    plot_reliability(probs, [countries.index(c) for c in truth], stem.with_name(stem.name + "_reliability.png"),
+                     title=f"{name}: reliability")
+    plot_risk_coverage(report["probabilities"]["risk_coverage"], stem.with_name(stem.name + "_coverage.png"),
+                       title=f"{name}: accuracy of the answers kept")
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(markdown)
-    print(f"saved {json_path}, {md_path}, {png_path}", file=sys.stderr if args.json else sys.stdout)
+    print(f"saved {json_path}, {md_path}, {png_path} and its _reliability.png and _coverage.png",
+          file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -4,6 +4,9 @@
     python predict.py lucy Müller --topk 3      # the 3 likeliest countries with probabilities
     cat names.txt | python predict.py -         # one name per line from stdin
     python predict.py Nakamura --json           # one JSON object per name
+    python predict.py Garcia --prior my_customers.json   # the class mix of your own population
+    python predict.py Smith --min-probability 0.6        # answer "unknown" below 60%
+    python predict.py Nakamura --explain        # which letters drove the answer
     python predict.py Nakamura --checkpoint save_model/gru_classification_best.bin save_model/ngram_classification_best.bin
                                                 # several models predict together (mean probability)
     python predict.py lucy --backend llm --shots 5   # ask a chat model instead (needs OPENAI_API_KEY)
@@ -29,6 +32,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
                         help="checkpoint file(s); several predict together (default: the newest finished run's "
                              "best checkpoint in save_model/)")
+    parser.add_argument("--prior", default="data",
+                        help="the class mix of the names you classify: data (the training data's), uniform (every "
+                             "country alike), or a JSON / TSV file of country shares (default: data)")
+    parser.add_argument("--min-probability", type=float, default=0.0, metavar="P",
+                        help="answer 'unknown' when the top probability is below P (default: 0, always answer)")
+    parser.add_argument("--explain", action="store_true",
+                        help="show how much each letter adds to the answer's probability (its drop when hidden)")
     parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1; 0: torch's choice)")
     add_llm_arguments(parser, "model: the trained checkpoint(s); llm: an OpenAI-compatible chat model")
@@ -41,6 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--topk is for a trained model: the language model names one country and gives no probabilities")
     if args.shots < 0 or args.threads < 0:
         parser.error("--shots and --threads must be at least 0")
+    if not 0 <= args.min_probability <= 1.01:
+        parser.error("--min-probability must be between 0 and 1")
+    if args.backend == "llm" and (args.explain or args.min_probability or args.prior != "data"):
+        parser.error("--explain, --min-probability and --prior need probabilities: not for --backend llm")
     return args
 
 
@@ -86,6 +100,7 @@ def main(argv=None) -> int:
     import torch  # after argument errors are out of the way
 
     from models.predictor import Predictor
+    from utils.calibration import read_prior
     from utils.training import pick_device
 
     if args.threads:
@@ -94,19 +109,30 @@ def main(argv=None) -> int:
     if args.backend == "llm":
         return predict_llm(args, names)
     predictor = Predictor.from_checkpoints(checkpoints(args), device=device)
+    predictor.set_prior(read_prior(args.prior, predictor.countries))
     valid, failed = classifiable(names)
     for p in predictor.predict([name for name, _ in valid], topk=args.topk):
         if p.unknown_chars:
             print(f"warning: {p.name!r} has characters outside the alphabet {p.unknown_chars}, read as 'unknown'",
                   file=sys.stderr)
+        abstained = p.top[0][1] < args.min_probability
+        answer = "unknown" if abstained else p.country
+        explanation = predictor.explain(p.normalised, p.country) if args.explain else []
         if args.json:
-            print(json.dumps({"name": p.name, "normalised": p.normalised, "country": p.country,
-                              "top": [{"country": c, "probability": round(prob, 6)} for c, prob in p.top]},
+            print(json.dumps({"name": p.name, "normalised": p.normalised, "country": answer, "abstained": abstained,
+                              "top": [{"country": c, "probability": round(prob, 6)} for c, prob in p.top],
+                              "seen_in_training": predictor.seen_in_training(p.normalised),
+                              **({"explanation": [{"letter": letter, "effect": round(effect, 6)}
+                                                  for letter, effect in explanation]} if args.explain else {})},
                              ensure_ascii=False))
-        elif args.topk == 1:
-            print(p.country if len(names) == 1 else f"{p.name}\t{p.country}")
-        else:
-            print(f"{p.name}: " + ", ".join(f"{c} {prob:.3f}" for c, prob in p.top))
+            continue
+        line = answer if len(names) == 1 and args.topk == 1 else f"{p.name}\t{answer}"
+        if args.topk > 1:
+            line = f"{p.name}: " + ("unknown; " if abstained else "") + ", ".join(f"{c} {prob:.3f}" for c, prob in p.top)
+        if args.explain:
+            line += f"  ({p.country} {p.top[0][1]:.3f}; letters: " + " ".join(
+                f"{letter}{effect:+.2f}" for letter, effect in explanation) + ")"
+        print(line)
     return 1 if failed else 0
 
 

@@ -112,7 +112,8 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
     from models import build_model, is_counted, model_args
     from utils import checkpoint as ckpt
     from utils.data import Alphabet, LengthBucketSampler, SurnameData, make_loader
-    from utils.metrics import classification_metrics
+    from utils.calibration import fit_temperature
+    from utils.metrics import classification_metrics, probability_metrics
     from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler, pick_device,
                                 prediction_offset, seed_everything, train_step)
 
@@ -236,23 +237,28 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
             return 130
     train_seconds = time.perf_counter() - start
 
-    # --- the untouched test split, once, with the best-on-validation weights ---
+    # --- calibration on validation, then the untouched test split, once, with the best-on-validation weights ---
     model.load_state_dict(best["model_state"])
+    y_val, val_logits, _ = evaluate(model, val_loader, offset, device)
+    temperature = fit_temperature(val_logits, torch.tensor(y_val))
     y_true, logits, _ = evaluate(model, test_loader, offset, device)
-    test = classification_metrics(y_true, logits.argmax(dim=1).tolist())
-    best = {**best, "metrics": {**best["metrics"], **{f"test_{k}": v for k, v in test.items()}}, "finished": True}
+    test = {**classification_metrics(y_true, logits.argmax(dim=1).tolist()),
+            "ece": probability_metrics(torch.softmax(logits / temperature, dim=1), y_true)["ece"]}
+    best = {**best, "metrics": {**best["metrics"], **{f"test_{k}": v for k, v in test.items()}},
+            "temperature": temperature, "seen": data.countries_by_name("train"), "finished": True}
     best_path = ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
     resume_file.unlink(missing_ok=True)
     history = {**log.history, "test": {"epoch": best["epoch"], **test}, "seconds": train_seconds,
                "parameters": n_params, "config": asdict(cfg)}
     history_path = save_dir / f"{cfg.model}_history.json"
-    history_path.write_text(json.dumps(history, indent=1))
+    ckpt.write_text(history_path, json.dumps(history, indent=1))
 
     from utils.plot import plot_history  # matplotlib only here, at the end
 
     curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=f"{cfg.model} on {data.path.name}")
     print(f"test ({len(y_true)} names, best epoch {best['epoch']}): accuracy {test['accuracy']:.3f}  "
-          f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}")
+          f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  "
+          f"calibration error {test['ece']:.3f} (temperature {temperature:.2f}, fitted on validation)")
     print(f"saved {best_path}, {history_path}, {curves_path}  ({time.perf_counter() - start:.1f}s)")
     return {"history": history, "best_path": best_path, "history_path": history_path}
 

@@ -5,7 +5,8 @@
     predictor.predict(["Nakamura", "Müller"], topk=3)        # [Prediction(...), ...]
 
 Several checkpoints (of any families, trained on the same countries) predict together with the mean
-of their probabilities.
+of their probabilities. Each member's probabilities are its calibrated ones (logits / temperature),
+re-weighted to the user's class mix when one is given (`prior`, see utils.calibration).
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,11 @@ from pathlib import Path
 import torch
 
 from utils import checkpoint as ckpt
+from utils.calibration import prior_shift
 from utils.data import Alphabet, check_name
 from utils.errors import CheckpointError
+
+HIDDEN = "\ufffd"  # a character outside every alphabet: what --explain puts in place of a letter
 
 
 @dataclass
@@ -36,26 +40,42 @@ class Member:
     alphabet: Alphabet
     offset: torch.Tensor  # [n_countries], added to the logits
     temperature: float  # the logits are divided by it
+    train_prior: torch.Tensor  # [n_countries], the class mix its probabilities assume
+    seen: dict[str, list[str]]  # normalised training name -> the countries the data files it under
     path: str
+    shift: torch.Tensor | None = None  # [n_countries], log of the user's mix over the training mix
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> tuple["Member", dict]:
         payload = ckpt.load(path)
         model = ckpt.build_model(payload, path).to(device)
         return cls(model, Alphabet(payload["alphabet"]), torch.tensor(payload["logit_offset"]),
-                   payload["temperature"], str(path)), payload
+                   payload["temperature"], torch.tensor(payload["train_prior"]), payload.get("seen", {}),
+                   str(path)), payload
 
     def log_probabilities(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         logits = self.model(letters, lengths).float().cpu() + self.offset  # [B, n_countries]
-        return torch.log_softmax(logits / self.temperature, dim=1)
+        log_probs = torch.log_softmax(logits / self.temperature, dim=1)
+        return log_probs if self.shift is None else torch.log_softmax(log_probs + self.shift, dim=1)
 
 
 class Predictor:
-    def __init__(self, members: list[Member], countries: list[str], device: str = "cpu"):
+    def __init__(self, members: list[Member], countries: list[str], device: str = "cpu",
+                 prior: torch.Tensor | None = None):
         if not members:
             raise ValueError("a predictor needs at least one model")
         self.members, self.countries, self.device = members, list(countries), device
         self.alphabet = members[0].alphabet  # for the unknown-character warning
+        self.set_prior(prior)
+
+    def set_prior(self, prior: torch.Tensor | None) -> None:
+        """Re-weight every answer to a class mix ([n_countries] shares; None: the training data's own)."""
+        for member in self.members:
+            member.shift = None if prior is None else prior_shift(member.train_prior, prior)
+
+    def seen_in_training(self, normalised_name: str) -> list[str]:
+        """The countries the training data files this name under (any member's), [] for a name not trained on."""
+        return sorted({c for member in self.members for c in member.seen.get(normalised_name, [])})
 
     @classmethod
     def from_checkpoints(cls, paths: list[str | Path], device: str = "cpu") -> "Predictor":
@@ -113,3 +133,12 @@ class Predictor:
         return [Prediction(name, norm, [(self.countries[i], p) for p, i in zip(row_values, row_indices)],
                            self.alphabet.unknown_chars(norm))
                 for name, norm, row_values, row_indices in zip(names, normalised, values, indices)]
+
+    def explain(self, normalised_name: str, country: str) -> list[tuple[str, float]]:
+        """Each letter of the name with how much `country`'s probability drops when that letter alone is hidden
+        (read as an unknown character); a negative number means the letter spoke against it."""
+        column = self.countries.index(country)
+        variants = [normalised_name] + [normalised_name[:i] + HIDDEN + normalised_name[i + 1:]
+                                        for i in range(len(normalised_name))]
+        probs = self.probabilities(variants)[:, column].tolist()  # [1 + len(name)]
+        return [(letter, probs[0] - hidden) for letter, hidden in zip(normalised_name, probs[1:])]

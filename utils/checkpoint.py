@@ -10,7 +10,8 @@ A checkpoint is a dict that torch.load reads with weights_only=True (tensors and
     countries     the label list, index = output position
     train_prior   each country's share of the training rows (what the logits assume)
     logit_offset  added to the logits when predicting (class-mix correction), [n_countries]
-    temperature   the logits are divided by it (1.0: uncalibrated)
+    temperature   the logits are divided by it (fitted on validation at the end of training; 1.0: uncalibrated)
+    seen          (optional) each training name with the countries the data files it under
     data          the split's record: data file name, sha256, seed, fractions (utils.data.SurnameData.record)
     config        the resolved training config
     epoch, metrics, finished   where the run was; `finished` is set once the test score is in
@@ -45,19 +46,30 @@ def epoch_path(save_dir: str | Path, family: str, epoch: int) -> Path:
     return Path(save_dir) / f"{family}_classification_{epoch}.bin"
 
 
-def save(payload: dict, path: str | Path) -> Path:
-    """torch.save to a temp file beside `path`, then rename; the temp file never outlives a failure."""
+def write_atomic(path: str | Path, write) -> Path:
+    """Call write(binary file) on a temp file beside `path`, then rename it to `path`: a reader sees the old
+    file or the new one, never half of one, and the temp file never outlives a failure. Every file a run
+    writes (checkpoints, histories, reports) goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save(payload: dict, path: str | Path) -> Path:
+    """torch.save of the payload, atomically."""
+    return write_atomic(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
 
 
 def load(path: str | Path) -> dict:
@@ -102,6 +114,9 @@ def validate(payload: dict, source) -> None:
             bad(f"{key} must be {len(countries)} finite numbers")
     if not (math.isfinite(payload["temperature"]) and payload["temperature"] > 0):
         bad("temperature must be a positive number")
+    seen = payload.get("seen", {})
+    if not isinstance(seen, dict) or not all(isinstance(v, list) and all(c in countries for c in v) for v in seen.values()):
+        bad("seen must map names to lists of its countries")
     for key, kind in DATA_RECORD.items():
         if not isinstance(payload["data"].get(key), kind):
             bad(f"the data record lacks {key} (a {kind.__name__})")

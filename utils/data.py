@@ -371,10 +371,10 @@ class SurnameData:
         counts = torch.bincount(torch.tensor([self.labels[r] for r in self.rows(part)]), minlength=len(self.countries))
         return counts.double() / counts.sum()
 
-    def countries_by_name(self, part: str = "train") -> dict[str, list[str]]:
-        """Each normalised name of one side, with every country the data files it under."""
+    def countries_by_name(self, part: str | None = None) -> dict[str, list[str]]:
+        """Each normalised name of one side (None: of the whole data set), with every country it is filed under."""
         seen = defaultdict(set)
-        for r in self.rows(part):
+        for r in self.rows(part) if part else range(len(self.names)):
             seen[self.names[r]].add(self.countries[self.labels[r]])
         return {name: sorted(c) for name, c in seen.items()}
 

@@ -77,3 +77,35 @@ def report_markdown(report: dict, title: str) -> str:
     lines += [f"| {p['true']} | {p['predicted']} | {p['count']} | {p['share_of_true']:.3f} | {', '.join(p['examples'])} |"
               for p in report["confused_pairs"]]
     return "\n".join(lines) + "\n"
+
+
+def probability_metrics(probs, y_true: list[int], bins: int = 15) -> dict:
+    """How far the probabilities can be trusted, for probabilities [N, n_countries] and true label indices:
+    the expected calibration error of the top-1 probability (`bins` equal-width bins), the mean negative
+    log-likelihood, the Brier score (squared error over all countries, summed, averaged over rows), the mean
+    top-1 probability, and the accuracy of the answers kept when only the most confident share is answered."""
+    import torch
+
+    probs = torch.as_tensor(probs, dtype=torch.float64)
+    truth = torch.as_tensor(y_true)
+    confidence, predicted = probs.max(dim=1)  # [N], [N]
+    correct = (predicted == truth).double()  # [N]
+    bin_of = torch.clamp((confidence * bins).long(), max=bins - 1)  # [N]
+    ece = 0.0
+    for b in range(bins):
+        in_bin = bin_of == b
+        if in_bin.any():
+            ece += in_bin.double().mean().item() * abs(correct[in_bin].mean().item() - confidence[in_bin].mean().item())
+    one_hot = torch.nn.functional.one_hot(truth, probs.shape[1]).double()
+    order = torch.argsort(confidence, descending=True, stable=True)  # most confident first
+    hits = correct[order].cumsum(0) / torch.arange(1, len(order) + 1)  # accuracy of the k most confident
+    at_coverage = {f"{share:.0%}": hits[max(0, int(round(share * len(order))) - 1)].item()
+                   for share in (1.0, 0.9, 0.8, 0.5)}
+    return {"ece": ece,
+            "nll": -probs[torch.arange(len(truth)), truth].clamp(min=1e-12).log().mean().item(),
+            "brier": ((probs - one_hot) ** 2).sum(dim=1).mean().item(),
+            "mean_confidence": confidence.mean().item(),
+            "accuracy_at_coverage": at_coverage,
+            "risk_coverage": {"coverage": (torch.arange(1, len(order) + 1) / len(order)).tolist()[::max(1, len(order) // 200)],
+                              "accuracy": hits.tolist()[::max(1, len(order) // 200)],
+                              "threshold": confidence[order].tolist()[::max(1, len(order) // 200)]}}

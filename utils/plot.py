@@ -79,3 +79,36 @@ def plot_confusion(confusion: dict, path: str | Path, title: str = "") -> Path:
     if title:
         ax.set_title(title)
     return save_figure(fig, path)
+
+
+def plot_reliability(probs, y_true: list[int], path: str | Path, title: str = "", bins: int = 15) -> Path:
+    """Reliability diagram: in each bin of top-1 probability, the share of right answers against the mean
+    probability (on the diagonal when the probabilities are honest), with the bins' sizes below."""
+    probs = np.asarray(probs, dtype=float)
+    confidence, correct = probs.max(axis=1), (probs.argmax(axis=1) == np.asarray(y_true)).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    bin_of = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    filled = [b for b in range(bins) if (bin_of == b).any()]
+    plt = pyplot()
+    fig, (ax, count_ax) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="honest")
+    ax.plot([confidence[bin_of == b].mean() for b in filled], [correct[bin_of == b].mean() for b in filled],
+            "o-", color="tab:blue", label="model")
+    ax.set(ylabel="share right", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    count_ax.bar((edges[:-1] + edges[1:]) / 2, [(bin_of == b).sum() for b in range(bins)], width=1 / bins,
+                 color="tab:blue", alpha=0.6)
+    count_ax.set(xlabel="top-1 probability", ylabel="names")
+    return save_figure(fig, path)
+
+
+def plot_risk_coverage(curve: dict, path: str | Path, title: str = "") -> Path:
+    """Accuracy of the answers kept against the share of names answered, most confident first."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(curve["coverage"], curve["accuracy"], color="tab:blue")
+    ax.set(xlabel="share of names answered (most confident first)", ylabel="accuracy of the answers",
+           xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

@@ -1,0 +1,80 @@
+"""Probabilities a user can trust: a temperature fitted on validation, and the user's own class mix.
+
+    T = fit_temperature(val_logits, val_labels)          # stored in the checkpoint; logits / T when predicting
+    shift = prior_shift(train_prior, "uniform")          # added to log-probabilities: Bayes' rule for a new mix
+"""
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from utils.errors import UserError
+
+PRIORS = ("data", "uniform")  # or a FILE of country shares
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
+    """The T > 0 that minimises the cross-entropy of softmax(logits / T) on held-out rows (Guo et al., 2017).
+
+    One parameter, so it changes how sure the model is, never which country it picks.
+    """
+    logits, labels = logits.detach().double(), torch.as_tensor(labels)
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)  # T = exp(log_t) stays positive
+    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    temperature = float(log_t.exp())
+    return temperature if math.isfinite(temperature) and temperature > 0 else 1.0
+
+
+def read_prior(spec: str, countries: list[str]) -> torch.Tensor | None:
+    """The class mix a user expects, [n_countries] shares summing to 1; None for "data" (the training mix).
+
+    `spec` is "data", "uniform", or a JSON file ({"Spanish": 0.8, "English": 0.2}) or TSV file
+    (country<TAB>share lines). Countries a file leaves out get share 0; shares are normalised.
+    """
+    if spec == "data":
+        return None
+    if spec == "uniform":
+        return torch.full((len(countries),), 1 / len(countries), dtype=torch.float64)
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"--prior {spec}: not data, uniform or a readable file ({e.strerror})") from None
+    try:
+        shares = json.loads(text) if path.suffix.lower() == ".json" else {
+            country.strip(): float(share) for country, share in
+            (line.split("\t") for line in text.splitlines() if line.strip())}
+    except ValueError:
+        raise UserError(f"{path}: expected a JSON object or country<TAB>share lines") from None
+    if not isinstance(shares, dict):
+        raise UserError(f"{path}: expected a JSON object of country: share")
+    unknown = sorted(set(shares) - set(countries))
+    if unknown:
+        raise UserError(f"{path}: countries the model does not know: {', '.join(unknown)}")
+    values = []
+    for country in countries:
+        share = shares.get(country, 0.0)
+        if not isinstance(share, (int, float)) or not math.isfinite(share) or share < 0:
+            raise UserError(f"{path}: the share of {country} must be a number >= 0")
+        values.append(float(share))
+    total = sum(values)
+    if total <= 0:
+        raise UserError(f"{path}: the shares add up to 0")
+    return torch.tensor(values, dtype=torch.float64) / total
+
+
+def prior_shift(train_prior: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """log pi_new(c) - log pi_train(c), [n_countries]: added to a model's log-probabilities and renormalised,
+    it turns p(c | x) under the training mix into p(c | x) under the new one (Bayes' rule)."""
+    if target is None:
+        return torch.zeros(len(train_prior))
+    return (target.log() - torch.as_tensor(train_prior, dtype=torch.float64).log()).float()
