@@ -13,6 +13,7 @@ Ctrl-C stops at the next step and leaves <model>_resume.bin, from which --resume
 exactly the weights and history an uninterrupted run would have. One run at a time owns a save folder.
 """
 import argparse
+import builtins
 import json
 import signal
 import time
@@ -99,13 +100,22 @@ class StopFlag:
 
 def main(argv=None) -> dict | int:
     cfg, resume_path = parse_args(argv)
+    from contextlib import nullcontext
+
     from utils.checkpoint import SaveDirLock
+    from utils.training import Distributed
 
-    with SaveDirLock(cfg.save_dir), StopFlag() as stop:
-        return train(cfg, resume_path, stop)
+    dist, device = Distributed.from_env(cfg.device)  # one process, or one of a torchrun job
+    if dist.world > 1 and resume_path is not None:
+        raise UserError("--resume continues a single-process run; run it without torchrun")
+    try:
+        with SaveDirLock(cfg.save_dir) if dist.main else nullcontext(), StopFlag() as stop:
+            return train(cfg, resume_path, stop, dist, device)
+    finally:
+        dist.close()
 
 
-def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | int:
+def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, device) -> dict | int:
     import torch
     from tqdm import tqdm
 
@@ -114,14 +124,14 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
     from utils.data import Alphabet, LengthBucketSampler, SurnameData, make_loader
     from utils.calibration import fit_temperature
     from utils.metrics import classification_metrics, probability_metrics
-    from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler, pick_device,
+    from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler,
                                 prediction_offset, seed_everything, train_step)
 
+    print = builtins.print if dist.main else lambda *args, **kwargs: None  # only the main process speaks
     print("config:", json.dumps(asdict(cfg)))
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
     save_dir = Path(cfg.save_dir)
 
     # --- data: read, normalise, split by name, encode ---
@@ -144,12 +154,17 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
     loss_weight = class_weights(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
     counted = is_counted(model)
     epochs = 1 if counted else cfg.epochs  # counting needs one pass
+    trained = model  # what takes the steps: the model, or under torchrun its DistributedDataParallel wrapper
     if not counted:
+        if dist.world > 1:  # the same initial weights everywhere (DDP broadcasts rank 0's), its own letter dropout
+            trained = torch.nn.parallel.DistributedDataParallel(model)
+            torch.manual_seed(cfg.seed + 1000 * dist.rank)
         optimizer = make_optimizer(model, cfg.lr, device)
-        total_steps = epochs * len(sampler)
+        total_steps = epochs * (len(sampler) // dist.world)
         scheduler = make_scheduler(optimizer, min(total_steps, cfg.max_steps or total_steps))
     n_params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
-    print(f"model: {cfg.model}, {n_params:,} {'counts' if counted else 'parameters'}, on {device}")
+    print(f"model: {cfg.model}, {n_params:,} {'counts' if counted else 'parameters'}, on {device}"
+          + (f", {dist.world} processes" if dist.world > 1 else ""))
     base = {"family": cfg.model, "model_args": asdict(args), "alphabet": alphabet.letters, "countries": countries,
             "train_prior": data.class_shares("train").tolist(), "logit_offset": offset.tolist(),
             "temperature": 1.0, "data": data.record(), "config": asdict(cfg)}
@@ -192,19 +207,19 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
             # the epoch's batch order comes from the sampler's generator as it stood at the epoch's start,
             # so a resumed run draws the same order and skips the batches already done
             sampler.generator.set_state(epoch_generator_state)
-            batches = sampler.batches()
+            batches = dist.shard(sampler.batches())
             if done_in_epoch == 0:
                 log.start_epoch()
-            for i in tqdm(range(done_in_epoch, len(batches)), desc=f"epoch {epoch}/{epochs}", leave=False,
+            for i in tqdm(range(done_in_epoch, len(batches)), desc=f"epoch {epoch}/{epochs}", leave=False, disable=not dist.main,
                           initial=done_in_epoch, total=len(batches)):
                 batch = train_set.__getitems__(batches[i])
-                loss, correct = train_step(model, batch, optimizer, scheduler, loss_weight, cfg.letter_dropout,
+                loss, correct = train_step(trained, batch, optimizer, scheduler, loss_weight, cfg.letter_dropout,
                                            alphabet.unknown_index, device)
                 log.add(loss.item() * len(batch[2]), correct.item(), len(batch[2]))
                 steps += 1
                 if steps == cfg.max_steps:
                     break
-                if stop.requested and i + 1 < len(batches):
+                if stop.requested and dist.world == 1 and i + 1 < len(batches):
                     ckpt.save(resume_state(epoch, i + 1), resume_file)
                     print(f"interrupted at epoch {epoch}, step {steps}; continue with: python train.py --resume "
                           f"{resume_file}")
@@ -213,6 +228,7 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
             epoch_generator_state = sampler.generator.get_state()
         y_true, logits, val_loss = evaluate(model, val_loader, offset, device)
         val = classification_metrics(y_true, logits.argmax(dim=1).tolist())
+        log.epoch = dist.sum(log.epoch)  # the epoch's loss and accuracy over every process's batches
         train_loss, train_accuracy = log.epoch_means()
         record = {"epoch": epoch, "samples": log.seen, "train_loss": train_loss, "train_accuracy": train_accuracy,
                   "val_loss": val_loss, **{f"val_{k}": v for k, v in val.items()},
@@ -221,18 +237,20 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
         print(f"epoch {epoch:2d}/{epochs}  loss {train_loss:.4f}  train acc {train_accuracy:.3f}  "
               f"val acc {val['accuracy']:.3f}  val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
         payload = {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": record, "finished": False}
-        ckpt.save(payload, ckpt.epoch_path(save_dir, cfg.model, epoch))
+        if dist.main:
+            ckpt.save(payload, ckpt.epoch_path(save_dir, cfg.model, epoch))
         if val["accuracy"] > best_accuracy:
             best, best_accuracy = payload, val["accuracy"]
-            ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
+            if dist.main:
+                ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
         last = steps == cfg.max_steps or epoch == epochs
-        if not counted and not last:
+        if not counted and not last and dist.main:
             ckpt.save(resume_state(epoch + 1, 0), resume_file)
         if steps == cfg.max_steps:
             print(f"stopped after {steps} steps (--max-steps)")
         if last:
             break
-        if stop.requested:
+        if dist.sum([float(stop.requested)])[0]:  # every process stops after the same epoch
             print(f"interrupted after epoch {epoch}; continue with: python train.py --resume {resume_file}")
             return 130
     train_seconds = time.perf_counter() - start
@@ -246,6 +264,8 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag) -> dict | 
             "ece": probability_metrics(torch.softmax(logits / temperature, dim=1), y_true)["ece"]}
     best = {**best, "metrics": {**best["metrics"], **{f"test_{k}": v for k, v in test.items()}},
             "temperature": temperature, "seen": data.countries_by_name("train"), "finished": True}
+    if not dist.main:
+        return {"history": log.history}
     best_path = ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
     resume_file.unlink(missing_ok=True)
     history = {**log.history, "test": {"epoch": best["epoch"], **test}, "seconds": train_seconds,

@@ -30,7 +30,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100
         return loss
 
     optimizer.step(closure)
-    temperature = float(log_t.exp())
+    temperature = float(log_t.detach().exp())
     return temperature if math.isfinite(temperature) and temperature > 0 else 1.0
 
 

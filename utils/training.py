@@ -150,3 +150,56 @@ class RunningLog:
         """(mean loss, accuracy) over the epoch so far."""
         loss_sum, correct, count = self.epoch
         return loss_sum / max(1, count), correct / max(1, count)
+
+
+class Distributed:
+    """One process of a torchrun job (or the only process of a plain run): its rank, the job's size, and the
+    few collective operations training needs. `gloo` on CPU, `nccl` on CUDA, chosen from the device."""
+
+    def __init__(self, rank: int = 0, world: int = 1):
+        self.rank, self.world = rank, world
+
+    @property
+    def main(self) -> bool:
+        """Only the main process logs, plots and writes files."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device_name: str) -> tuple["Distributed", torch.device]:
+        """The job torchrun started (RANK, WORLD_SIZE, LOCAL_RANK in the environment), and this process's device."""
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls(), pick_device(device_name)
+        import torch.distributed as dist
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = pick_device(device_name)
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), world), device
+
+    def shard(self, batches: list) -> list:
+        """This process's share of an epoch's batches: every world-th one, from an equal number for each
+        process (the last world - 1 batches at most are left out, so every process takes as many steps)."""
+        usable = len(batches) // self.world * self.world
+        return batches[self.rank:usable:self.world]
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over the processes."""
+        if self.world == 1:
+            return list(values)
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
