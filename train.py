@@ -46,7 +46,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
     cfg = TrainConfig(**given)
     if resume is not None:
         return resumed_config(parser, cfg, resume, argv)
-    for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every"):
+    for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every", "ngram_order"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if cfg.lr <= 0 or not (0 <= cfg.dropout < 1 and 0 <= cfg.letter_dropout < 1):
@@ -147,7 +147,7 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
           + (f"; characters read as unknown: {''.join(odd)}" if odd else ""))
 
     # --- model, and what its logits need when predicting ---
-    args = model_args(cfg.model, cfg, alphabet.size, len(countries))
+    args = model_args(cfg.model, cfg, alphabet.letters, len(countries))
     model = build_model(cfg.model, asdict(args)).to(device)
     row_labels = torch.tensor([data.labels[r] for r in data.split.train])  # [training rows]
     offset = prediction_offset(train_set.labels, row_labels, len(countries), cfg.posthoc_adjust)  # [n_countries]
@@ -217,7 +217,7 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
                                            alphabet.unknown_index, device)
                 log.add(loss.item() * len(batch[2]), correct.item(), len(batch[2]))
                 steps += 1
-                if steps == cfg.max_steps:
+                if steps == cfg.max_steps:  # never true for 0, "no limit"
                     break
                 if stop.requested and dist.world == 1 and i + 1 < len(batches):
                     ckpt.save(resume_state(epoch, i + 1), resume_file)
@@ -234,8 +234,9 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
                   "val_loss": val_loss, **{f"val_{k}": v for k, v in val.items()},
                   "seconds": time.perf_counter() - start}
         log.history["epochs"].append(record)
-        print(f"epoch {epoch:2d}/{epochs}  loss {train_loss:.4f}  train acc {train_accuracy:.3f}  "
-              f"val acc {val['accuracy']:.3f}  val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
+        trained_by = "counted" if counted else f"loss {train_loss:.4f}  train acc {train_accuracy:.3f}"
+        print(f"epoch {epoch:2d}/{epochs}  {trained_by}  val acc {val['accuracy']:.3f}  "
+              f"val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
         payload = {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": record, "finished": False}
         if dist.main:
             ckpt.save(payload, ckpt.epoch_path(save_dir, cfg.model, epoch))
@@ -243,10 +244,11 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
             best, best_accuracy = payload, val["accuracy"]
             if dist.main:
                 ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
-        last = steps == cfg.max_steps or epoch == epochs
+        out_of_steps = steps == cfg.max_steps > 0
+        last = out_of_steps or epoch == epochs
         if not counted and not last and dist.main:
             ckpt.save(resume_state(epoch + 1, 0), resume_file)
-        if steps == cfg.max_steps:
+        if out_of_steps:
             print(f"stopped after {steps} steps (--max-steps)")
         if last:
             break

@@ -168,7 +168,7 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
                 return [int(model(line.to(device)).argmax()) for line, _ in loader(rows, False)]
     else:
         config = replace(defaults, hidden_size=args["hidden_size"], bidirectional=False, dropout=0.0)
-        family_args = asdict(model_args(cell, config, alphabet.size, len(countries)))
+        family_args = asdict(model_args(cell, config, alphabet.letters, len(countries)))
         no_offset = torch.zeros(len(countries))
 
         def make_model():

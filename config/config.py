@@ -31,6 +31,7 @@ class TrainConfig:
     hidden_size: int = option(128, "rnn/lstm/gru: recurrent state size")
     num_layers: int = option(1, "rnn/lstm/gru: stacked recurrent layers")
     bidirectional: bool = option(True, "rnn/lstm/gru: read names in both directions")
+    ngram_order: int = option(4, "ngram: letters per n-gram, the predicted one included (Kneser-Ney smoothed)")
     dropout: float = option(0.3, "dropout before the output layer (and between stacked layers)")
     letter_dropout: float = option(0.2, "share of letters hidden (read as unknown) while training, so no single "
                                         "letter decides")

@@ -6,30 +6,35 @@ reads letter indices padded past each name's length. A family trained by gradien
 parameters; a family trained by counting has a `fit(letters, lengths, labels)` method and keeps
 everything in buffers. Adding a family is a file and an entry in FAMILIES.
 
-The args fields are filled from the training config by name (hidden_size, dropout, ...), plus
-n_letters and n_countries from the data, so sizes always come from the data.
+Each entry of FAMILIES says how the training config fills the family's args; n_letters and
+n_countries always come from the data.
 """
-from dataclasses import fields
-
 import torch.nn as nn
 
+from models.ngram import NgramArgs, NgramModel, case_fold_table
 from models.rnn import RNNArgs, RNNClassifier
 
-# family name -> (args dataclass, module class, fixed args)
+
+def recurrent(cell: str):
+    return lambda cfg, letters: {"cell": cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
+                                 "bidirectional": cfg.bidirectional, "dropout": cfg.dropout}
+
+
+# family name -> (args dataclass, module class, the args it takes from the config and the alphabet's letters)
 FAMILIES = {
-    "rnn": (RNNArgs, RNNClassifier, {"cell": "rnn"}),
-    "lstm": (RNNArgs, RNNClassifier, {"cell": "lstm"}),
-    "gru": (RNNArgs, RNNClassifier, {"cell": "gru"}),
+    "rnn": (RNNArgs, RNNClassifier, recurrent("rnn")),
+    "lstm": (RNNArgs, RNNClassifier, recurrent("lstm")),
+    "gru": (RNNArgs, RNNClassifier, recurrent("gru")),
+    # exact Bayes over the rows it counts (prior power 1): --posthoc-adjust moves it towards equal countries
+    "ngram": (NgramArgs, NgramModel, lambda cfg, letters: {"order": cfg.ngram_order, "prior_power": 1.0,
+                                                           "fold": case_fold_table(letters)}),
 }
 
 
-def model_args(family: str, config, n_letters: int, n_countries: int):
-    """The family's args: its fixed ones, the data's sizes, and every other field from `config` by name."""
-    args_class, _, fixed = FAMILIES[family]
-    given = {"n_letters": n_letters, "n_countries": n_countries, **fixed}
-    from_config = {f.name: getattr(config, f.name) for f in fields(args_class)
-                   if f.name not in given and hasattr(config, f.name)}
-    return args_class(**given, **from_config)
+def model_args(family: str, config, letters: str, n_countries: int):
+    """The family's args for an alphabet of `letters` (plus the unknown slot) and `n_countries`."""
+    args_class, _, from_config = FAMILIES[family]
+    return args_class(n_letters=len(letters) + 1, n_countries=n_countries, **from_config(config, letters))
 
 
 def build_model(family: str, args: dict) -> nn.Module:

@@ -141,7 +141,8 @@ def build_model(payload: dict, source="checkpoint") -> torch.nn.Module:
     """The model a checkpoint describes, with its weights, in eval mode; CheckpointError if they do not fit.
 
     The module is first built on the meta device (no memory), so sizes that do not match the stored
-    weights are refused before anything as large as they claim is allocated.
+    weights are refused before anything as large as they claim is allocated. A buffer that is empty
+    when built (a counted family's tables) takes the size the stored one has.
     """
     from models import build_model as build_family
 
@@ -149,8 +150,8 @@ def build_model(payload: dict, source="checkpoint") -> torch.nn.Module:
         with torch.device("meta"):
             shapes = {k: v.shape for k, v in build_family(payload["family"], payload["model_args"]).state_dict().items()}
         stored = {k: v.shape for k, v in payload["model_state"].items()}
-        if shapes != stored:
-            differ = sorted(set(shapes) ^ set(stored)) or [k for k in shapes if shapes[k] != stored[k]]
+        differ = sorted(set(shapes) ^ set(stored)) or [k for k in shapes if shapes[k] != stored[k] and shapes[k].numel()]
+        if differ:
             raise ValueError(f"{differ[0]} differs")
         model = build_family(payload["family"], payload["model_args"])
         model.load_state_dict(payload["model_state"])
