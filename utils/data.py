@@ -104,18 +104,23 @@ def fingerprint(samples: list[Sample]) -> str:
 # --- normalising ---
 
 _SPACES = re.compile(r"\s+")
+# Greek "ου" is one sound, written "ou" in the data (Papadopoulos); letter by letter it would become "oy"
+_GREEK_OU = re.compile("[οόΟ][υύΥ]")
 
 
 def normalise(name: str) -> str:
     """Transliterate to ASCII ('Müller' -> 'Muller', 'Горбачёв' -> 'Gorbachev') and tidy whitespace.
 
-    Symbols and control characters (emoji, ™, ©) are dropped first: transliterated, they would
+    Greek "ου" becomes "ou" as the data writes it ('Παπαδόπουλος' -> 'Papadopoulos'). Symbols and
+    control characters (emoji, ™, ©) are dropped first: transliterated, they would
     become words (':grinning:'). A name typed all in lower or all in upper case is title-cased,
     because the data writes surnames that way ('lucy' -> 'Lucy') and the encoding keeps case. Only
     the first MAX_NAME_LENGTH * 4 characters are read, so a huge input costs bounded time.
     """
-    kept = "".join(ch for ch in name[: MAX_NAME_LENGTH * 4] 
+    kept = "".join(ch for ch in name[: MAX_NAME_LENGTH * 4]
                    if ch.isspace() or unicodedata.category(ch)[0] not in "SC")
+    kept = _GREEK_OU.sub(lambda m: "OU" if m.group()[1].isupper() else "Ou" if m.group()[0].isupper() else "ou",
+                         unicodedata.normalize("NFC", kept))
     ascii_name = _SPACES.sub(" ", anyascii(kept)).strip()
     if ascii_name.islower() or ascii_name.isupper():
         ascii_name = ascii_name.title()
@@ -349,11 +354,10 @@ class SurnameData:
         """The data and split a checkpoint was trained on: `path` (default: the embedded data set), checked
         against the recorded sha256."""
         path = Path(path) if path else DEFAULT_DATA
-        data = cls.build(path, record["val_fraction"], record["test_fraction"], record["seed"])
-        if data.sha256 != record["sha256"]:
+        if fingerprint(load_samples(path)) != record["sha256"]:  # before splitting: other data may not split alike
             raise DataError(f"{path} is not the data this checkpoint was trained on ({record['file']}, sha256 "
                             f"{record['sha256'][:12]}…); pass the training data's path with --split-data")
-        return data
+        return cls.build(path, record["val_fraction"], record["test_fraction"], record["seed"])
 
     def rows(self, part: str) -> list[int]:
         return getattr(self.split, part)
