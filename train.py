@@ -13,7 +13,6 @@ Ctrl-C stops at the next step and leaves <model>_resume.bin, from which --resume
 exactly the weights and history an uninterrupted run would have. One run at a time owns a save folder.
 """
 import argparse
-import builtins
 import json
 import signal
 import time
@@ -39,13 +38,16 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"{help} (default: {default})",
-                                choices=sorted(FAMILIES) if field.name == "model" else None)
+            parser.add_argument(flag, type=type(default), default=default, help=f"{help} (default: {default})")
     given = vars(parser.parse_args(argv))
     resume = given.pop("resume")
     cfg = TrainConfig(**given)
     if resume is not None:
         return resumed_config(parser, cfg, resume, argv)
+    trainable = sorted(set(FAMILIES) - {"mix"})
+    parts = cfg.model.split("+")
+    if any(part not in trainable for part in parts) or len(set(parts)) != len(parts):
+        parser.error(f"--model takes one of {', '.join(trainable)}, or several joined by '+' (gru+ngram)")
     for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every", "ngram_order"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -117,40 +119,102 @@ def main(argv=None) -> dict | int:
 
 def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, device) -> dict | int:
     import torch
-    from tqdm import tqdm
 
-    from models import build_model, is_counted, model_args
     from utils import checkpoint as ckpt
-    from utils.data import Alphabet, LengthBucketSampler, SurnameData, make_loader
     from utils.calibration import fit_temperature
+    from utils.data import Alphabet, SurnameData, make_loader
     from utils.metrics import classification_metrics, probability_metrics
-    from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler,
-                                prediction_offset, seed_everything, train_step)
+    from utils.training import evaluate, seed_everything
 
-    print = builtins.print if dist.main else lambda *args, **kwargs: None  # only the main process speaks
-    print("config:", json.dumps(asdict(cfg)))
+    say = print if dist.main else lambda *args, **kwargs: None  # only the main process speaks
+    say("config:", json.dumps(asdict(cfg)))
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     save_dir = Path(cfg.save_dir)
+    start = time.perf_counter()
 
     # --- data: read, normalise, split by name, encode ---
     data = SurnameData.build(cfg.data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    countries, alphabet = data.countries, Alphabet(ALPHABET)
-    train_set = data.dataset("train", alphabet, dedupe=True)  # each distinct (name, country) once
-    sampler = LengthBucketSampler(train_set.lengths, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    alphabet = Alphabet(ALPHABET)
     val_loader = make_loader(data.dataset("val", alphabet), 1024, shuffle=False)
     test_loader = make_loader(data.dataset("test", alphabet), 1024, shuffle=False)
     odd = sorted({ch for name in data.names for ch in alphabet.unknown_chars(name)})
-    print(f"data: {len(data.names)} names, {len(countries)} countries from {data.path}; split train/val/test "
-          f"{len(data.split.train)}/{len(data.split.val)}/{len(data.split.test)} rows, grouped by name"
-          + (f"; characters read as unknown: {''.join(odd)}" if odd else ""))
+    say(f"data: {len(data.names)} names, {len(data.countries)} countries from {data.path}; split train/val/test "
+        f"{len(data.split.train)}/{len(data.split.val)}/{len(data.split.test)} rows, grouped by name"
+        + (f"; characters read as unknown: {''.join(odd)}" if odd else ""))
 
-    # --- model, and what its logits need when predicting ---
-    args = model_args(cfg.model, cfg, alphabet.letters, len(countries))
-    model = build_model(cfg.model, asdict(args)).to(device)
+    # --- each family of the model in turn (one, or the members of a mix), best on validation ---
+    resumed = ckpt.load(resume_path) if resume_path is not None else None
+    members, histories = [], {}
+    for family in cfg.model.split("+"):
+        if resumed is not None and family in resumed["resume"]["members_done"]:
+            members.append(ckpt.load(ckpt.best_path(save_dir, family)))  # trained before the interruption
+            continue
+        resume = resumed if resumed is not None and resumed["family"] == family else None
+        result = train_family(family, cfg, data, alphabet, val_loader, resume, [m["family"] for m in members],
+                              stop, dist, device, say)
+        if result == 130:
+            return 130
+        members.append(result["best"])
+        histories[family] = result["history"]
+    history = dict(histories[list(histories)[-1]]) if histories else {}  # the last family trained: the curves
+    final = members[0] if len(members) == 1 else combine(members, cfg, data, alphabet, val_loader, device, say)
+
+    # --- the class-mix adjustment and calibration on validation, then the untouched test split, once ---
+    model = ckpt.build_model(final).to(device)
+    offset = torch.tensor(final["logit_offset"]) - cfg.posthoc_adjust * data.class_shares("train").log().float()
+    y_val, val_logits, _ = evaluate(model, val_loader, offset, device)
+    temperature = fit_temperature(val_logits, torch.tensor(y_val))
+    y_true, logits, _ = evaluate(model, test_loader, offset, device)
+    test = {**classification_metrics(y_true, logits.argmax(dim=1).tolist()),
+            "ece": probability_metrics(torch.softmax(logits / temperature, dim=1), y_true)["ece"]}
+    final = {**final, "family": final["family"], "logit_offset": offset.tolist(), "temperature": temperature,
+             "metrics": {**final["metrics"], **{f"test_{k}": v for k, v in test.items()}},
+             "seen": data.countries_by_name("train"), "finished": True}
+    if not dist.main:
+        return {"history": history}
+    best_path = ckpt.save(final, ckpt.best_path(save_dir, cfg.model))
+    for family in cfg.model.split("+"):
+        (save_dir / f"{family}_resume.bin").unlink(missing_ok=True)
+    n_params = sum(t.numel() for t in final["model_state"].values())
+    history = {**history, "members": histories if len(members) > 1 else None,
+               "test": {"epoch": final["epoch"], **test}, "seconds": time.perf_counter() - start,
+               "parameters": n_params, "config": asdict(cfg)}
+    history_path = save_dir / f"{cfg.model}_history.json"
+    ckpt.write_text(history_path, json.dumps(history, indent=1))
+
+    from utils.plot import plot_history  # matplotlib only here, at the end
+
+    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=f"{cfg.model} on {data.path.name}")
+    say(f"test ({len(y_true)} names, best epoch {final['epoch']}): accuracy {test['accuracy']:.3f}  "
+        f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  "
+        f"calibration error {test['ece']:.3f} (temperature {temperature:.2f}, fitted on validation)")
+    say(f"saved {best_path}, {history_path}, {curves_path}  ({time.perf_counter() - start:.1f}s)")
+    return {"history": history, "best_path": best_path, "history_path": history_path}
+
+
+def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resumed: dict | None,
+                 members_done: list[str], stop: StopFlag, dist, device, say) -> dict | int:
+    """Train one model of `family` on the training split; returns its best-on-validation checkpoint payload
+    and its history, or 130 when Ctrl-C stopped it (after saving <family>_resume.bin)."""
+    import torch
+    from tqdm import tqdm
+
+    from models import build_model, is_counted, model_args
+    from utils import checkpoint as ckpt
+    from utils.data import LengthBucketSampler
+    from utils.metrics import classification_metrics
+    from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler,
+                                prediction_offset, train_step)
+
+    save_dir, countries = Path(cfg.save_dir), data.countries
+    train_set = data.dataset("train", alphabet, dedupe=True)  # each distinct (name, country) once
+    sampler = LengthBucketSampler(train_set.lengths, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    args = model_args(family, cfg, alphabet.letters, len(countries))
+    model = build_model(family, asdict(args)).to(device)
     row_labels = torch.tensor([data.labels[r] for r in data.split.train])  # [training rows]
-    offset = prediction_offset(train_set.labels, row_labels, len(countries), cfg.posthoc_adjust)  # [n_countries]
+    offset = prediction_offset(train_set.labels, row_labels, len(countries))  # [n_countries]: the rows' class mix
     loss_weight = class_weights(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
     counted = is_counted(model)
     epochs = 1 if counted else cfg.epochs  # counting needs one pass
@@ -163,38 +227,38 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
         total_steps = epochs * (len(sampler) // dist.world)
         scheduler = make_scheduler(optimizer, min(total_steps, cfg.max_steps or total_steps))
     n_params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
-    print(f"model: {cfg.model}, {n_params:,} {'counts' if counted else 'parameters'}, on {device}"
-          + (f", {dist.world} processes" if dist.world > 1 else ""))
-    base = {"family": cfg.model, "model_args": asdict(args), "alphabet": alphabet.letters, "countries": countries,
+    say(f"model: {family}, " + ("counted from the training names" if counted else f"{n_params:,} parameters")
+        + f", on {device}"
+        + (f", {dist.world} processes" if dist.world > 1 else ""))
+    base = {"family": family, "model_args": asdict(args), "alphabet": alphabet.letters, "countries": countries,
             "train_prior": data.class_shares("train").tolist(), "logit_offset": offset.tolist(),
             "temperature": 1.0, "data": data.record(), "config": asdict(cfg)}
-    resume_file = save_dir / f"{cfg.model}_resume.bin"
+    resume_file = save_dir / f"{family}_resume.bin"
 
     # --- where to start: the beginning, or where an interrupted run stopped ---
     log = RunningLog(cfg.log_every)
     best, best_accuracy, steps, first_epoch, done_in_epoch = None, -1.0, 0, 1, 0
     epoch_generator_state = sampler.generator.get_state()
-    if resume_path is not None:
-        state = ckpt.load(resume_path)
-        if state["data"] != base["data"] or state["model_args"] != base["model_args"]:
-            raise UserError(f"{resume_path}: its data or model differ from this run's; cannot resume")
-        r = state["resume"]
-        model.load_state_dict(state["model_state"])
+    if resumed is not None:
+        if resumed["data"] != base["data"] or resumed["model_args"] != base["model_args"]:
+            raise UserError("the resume checkpoint's data or model differ from this run's; cannot resume")
+        r = resumed["resume"]
+        model.load_state_dict(resumed["model_state"])
         optimizer.load_state_dict(r["optimizer"])
         scheduler.load_state_dict(r["scheduler"])
         log.load_state(r["log"])
-        steps, first_epoch, done_in_epoch = r["steps"], state["epoch"], r["batches_done"]
+        steps, first_epoch, done_in_epoch = r["steps"], resumed["epoch"], r["batches_done"]
         best, best_accuracy = r["best"], r["best_accuracy"]
         epoch_generator_state = r["epoch_generator"]
         torch.set_rng_state(r["rng"])
-        print(f"resuming {resume_path}: epoch {first_epoch}, {done_in_epoch} steps into it, {steps} steps in all")
+        say(f"resuming {family}: epoch {first_epoch}, {done_in_epoch} steps into it, {steps} steps in all")
 
     def resume_state(epoch: int, batches_done: int) -> dict:
         return {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": {}, "finished": False,
                 "resume": {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "steps": steps,
                            "batches_done": batches_done, "epoch_generator": epoch_generator_state,
                            "rng": torch.get_rng_state(), "log": log.state(), "best": best,
-                           "best_accuracy": best_accuracy}}
+                           "best_accuracy": best_accuracy, "members_done": members_done}}
 
     # --- training: every epoch is checked on validation and saved; the best is kept ---
     start = time.perf_counter() - (log.history["epochs"][-1]["seconds"] if log.history["epochs"] else 0.0)
@@ -210,8 +274,8 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
             batches = dist.shard(sampler.batches())
             if done_in_epoch == 0:
                 log.start_epoch()
-            for i in tqdm(range(done_in_epoch, len(batches)), desc=f"epoch {epoch}/{epochs}", leave=False, disable=not dist.main,
-                          initial=done_in_epoch, total=len(batches)):
+            for i in tqdm(range(done_in_epoch, len(batches)), desc=f"{family} epoch {epoch}/{epochs}", leave=False,
+                          disable=not dist.main, initial=done_in_epoch, total=len(batches)):
                 batch = train_set.__getitems__(batches[i])
                 loss, correct = train_step(trained, batch, optimizer, scheduler, loss_weight, cfg.letter_dropout,
                                            alphabet.unknown_index, device)
@@ -221,8 +285,8 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
                     break
                 if stop.requested and dist.world == 1 and i + 1 < len(batches):
                     ckpt.save(resume_state(epoch, i + 1), resume_file)
-                    print(f"interrupted at epoch {epoch}, step {steps}; continue with: python train.py --resume "
-                          f"{resume_file}")
+                    say(f"interrupted at epoch {epoch}, step {steps}; continue with: python train.py --resume "
+                        f"{resume_file}")
                     return 130
             done_in_epoch = 0
             epoch_generator_state = sampler.generator.get_state()
@@ -235,54 +299,53 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
                   "seconds": time.perf_counter() - start}
         log.history["epochs"].append(record)
         trained_by = "counted" if counted else f"loss {train_loss:.4f}  train acc {train_accuracy:.3f}"
-        print(f"epoch {epoch:2d}/{epochs}  {trained_by}  val acc {val['accuracy']:.3f}  "
-              f"val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
+        say(f"{family} epoch {epoch:2d}/{epochs}  {trained_by}  val acc {val['accuracy']:.3f}  "
+            f"val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
         payload = {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": record, "finished": False}
         if dist.main:
-            ckpt.save(payload, ckpt.epoch_path(save_dir, cfg.model, epoch))
+            ckpt.save(payload, ckpt.epoch_path(save_dir, family, epoch))
         if val["accuracy"] > best_accuracy:
             best, best_accuracy = payload, val["accuracy"]
             if dist.main:
-                ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
+                ckpt.save(best, ckpt.best_path(save_dir, family))
         out_of_steps = steps == cfg.max_steps > 0
         last = out_of_steps or epoch == epochs
         if not counted and not last and dist.main:
             ckpt.save(resume_state(epoch + 1, 0), resume_file)
         if out_of_steps:
-            print(f"stopped after {steps} steps (--max-steps)")
+            say(f"stopped after {steps} steps (--max-steps)")
         if last:
             break
         if dist.sum([float(stop.requested)])[0]:  # every process stops after the same epoch
-            print(f"interrupted after epoch {epoch}; continue with: python train.py --resume {resume_file}")
+            say(f"interrupted after epoch {epoch}; continue with: python train.py --resume {resume_file}")
             return 130
-    train_seconds = time.perf_counter() - start
+    return {"best": best, "history": log.history}
 
-    # --- calibration on validation, then the untouched test split, once, with the best-on-validation weights ---
-    model.load_state_dict(best["model_state"])
-    y_val, val_logits, _ = evaluate(model, val_loader, offset, device)
-    temperature = fit_temperature(val_logits, torch.tensor(y_val))
-    y_true, logits, _ = evaluate(model, test_loader, offset, device)
-    test = {**classification_metrics(y_true, logits.argmax(dim=1).tolist()),
-            "ece": probability_metrics(torch.softmax(logits / temperature, dim=1), y_true)["ece"]}
-    best = {**best, "metrics": {**best["metrics"], **{f"test_{k}": v for k, v in test.items()}},
-            "temperature": temperature, "seen": data.countries_by_name("train"), "finished": True}
-    if not dist.main:
-        return {"history": log.history}
-    best_path = ckpt.save(best, ckpt.best_path(save_dir, cfg.model))
-    resume_file.unlink(missing_ok=True)
-    history = {**log.history, "test": {"epoch": best["epoch"], **test}, "seconds": train_seconds,
-               "parameters": n_params, "config": asdict(cfg)}
-    history_path = save_dir / f"{cfg.model}_history.json"
-    ckpt.write_text(history_path, json.dumps(history, indent=1))
 
-    from utils.plot import plot_history  # matplotlib only here, at the end
+def combine(members: list[dict], cfg: TrainConfig, data, alphabet, val_loader, device, say) -> dict:
+    """One mix checkpoint payload from the members' payloads, its log-linear weights fitted on validation."""
+    import torch
 
-    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=f"{cfg.model} on {data.path.name}")
-    print(f"test ({len(y_true)} names, best epoch {best['epoch']}): accuracy {test['accuracy']:.3f}  "
-          f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  "
-          f"calibration error {test['ece']:.3f} (temperature {temperature:.2f}, fitted on validation)")
-    print(f"saved {best_path}, {history_path}, {curves_path}  ({time.perf_counter() - start:.1f}s)")
-    return {"history": history, "best_path": best_path, "history_path": history_path}
+    from models import build_model
+    from utils import checkpoint as ckpt
+    from utils.calibration import fit_mix_weights
+    from utils.training import evaluate
+
+    log_probs = []
+    for member in members:
+        y_val, logits, _ = evaluate(ckpt.build_model(member).to(device), val_loader,
+                                    torch.tensor(member["logit_offset"]), device)
+        log_probs.append(torch.log_softmax(logits, dim=1))
+    weights = fit_mix_weights(torch.stack(log_probs), y_val)
+    say("mix weights, fitted on validation: " + ", ".join(f"{m['family']} {w:.2f}" for m, w in zip(members, weights)))
+    args = {"n_letters": alphabet.size, "n_countries": len(data.countries),
+            "members": [{"family": m["family"], "args": m["model_args"]} for m in members], "weights": weights}
+    mix = build_model("mix", args)
+    state = {f"members.{i}.{key}": value for i, m in enumerate(members) for key, value in m["model_state"].items()}
+    mix.load_state_dict({**state, "weights": torch.tensor(weights), "offsets": torch.tensor([m["logit_offset"] for m in members])})
+    return {**members[-1], "family": "mix", "model_args": args, "model_state": mix.state_dict(),
+            "logit_offset": [0.0] * len(data.countries), "epoch": members[-1]["epoch"],
+            "metrics": {"members": [m["metrics"] for m in members]}}
 
 
 if __name__ == "__main__":

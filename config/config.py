@@ -24,7 +24,9 @@ def option(default, help: str):
 @dataclass
 class TrainConfig:
     data: str = option(str(DEFAULT_DATA), "a names.tsv file (name<TAB>country) or a folder of <Country>.txt files")
-    model: str = option("gru", "model family: rnn, lstm, gru (recurrent), ngram (counts), transformer (GPT-style)")
+    model: str = option("gru", "model family: rnn, lstm, gru (recurrent), ngram (counts), transformer (GPT-style); "
+                               "several joined by '+' (gru+ngram) are trained in turn and mixed, with weights fitted "
+                               "on validation")
     epochs: int = option(20, "passes over the training split (gradient-trained families)")
     lr: float = option(1e-2, "Adam's peak learning rate, after a linear warm-up over the first 5 percent of steps and before a cosine decay to 0")
     batch_size: int = option(64, "names per optimiser step")

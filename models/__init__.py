@@ -11,6 +11,7 @@ n_countries always come from the data.
 """
 import torch.nn as nn
 
+from models.mix import MixArgs, MixModel
 from models.ngram import NgramArgs, NgramModel, case_fold_table
 from models.rnn import RNNArgs, RNNClassifier
 
@@ -28,6 +29,8 @@ FAMILIES = {
     # exact Bayes over the rows it counts (prior power 1): --posthoc-adjust moves it towards equal countries
     "ngram": (NgramArgs, NgramModel, lambda cfg, letters: {"order": cfg.ngram_order, "prior_power": 1.0,
                                                            "fold": case_fold_table(letters)}),
+    # trained members combined after training (train.py --model gru+ngram); not trained by itself
+    "mix": (MixArgs, MixModel, None),
 }
 
 

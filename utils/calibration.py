@@ -78,3 +78,20 @@ def prior_shift(train_prior: torch.Tensor, target: torch.Tensor | None) -> torch
     if target is None:
         return torch.zeros(len(train_prior))
     return (target.log() - torch.as_tensor(train_prior, dtype=torch.float64).log()).float()
+
+
+def fit_mix_weights(member_log_probs: torch.Tensor, labels, steps: int = 200) -> list[float]:
+    """The weights w_m > 0 of a log-linear mix, sum_m w_m log p_m(c | x), that minimise the cross-entropy on
+    held-out rows; member_log_probs [M, N, n_countries]. Like a temperature per member, they also calibrate."""
+    parts, labels = member_log_probs.detach().double(), torch.as_tensor(labels)
+    log_w = torch.zeros(len(parts), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_w], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(torch.einsum("m,mnc->nc", log_w.exp(), parts), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return log_w.detach().exp().tolist()
