@@ -137,7 +137,7 @@ def main(argv=None) -> int:
 
 
 def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
-    """Ask the chat model; a name it answers outside the country list gets "no answer", never a near guess."""
+    """Ask the chat model; a name it answers outside the country list gets "no answer" (and exit 1), never a guess."""
     from llm.classify import LLMClassifier
     from utils.checkpoint import load
 
@@ -146,6 +146,7 @@ def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
     classifier = LLMClassifier.from_checkpoint(load(paths[0]), cfg, data=args.data)
     valid, failed = classifiable(names)
     answers = classifier.classify([norm for _, norm in valid]) if valid else []
+    failed += sum(a.country is None for a in answers)
     for (name, _), a in zip(valid, answers):
         if a.country is None:
             said = "nothing" if a.raw is None else repr(a.raw)

@@ -1,29 +1,49 @@
-"""Answers already paid for, on disk: one JSON file per server, model and prompt, one entry per name.
+"""Answers already paid for, on disk: one SQLite file per cache folder, one row per (server, model, prompt; name).
 
-The file is rewritten through a temp file and a rename after every answered request, so a run that
-fails midway leaves every answer it got, and a reader never sees half a file.
+SQLite, not the JSON file it replaces, because that file was read once and rewritten whole after every
+request: two runs sharing it overwrote each other's answers. Here each request's answers are one
+transaction, committed as soon as they arrive, so a run stopped midway keeps every answer it got, and
+several processes can write at once: SQLite's lock serialises the writers, each adding its own rows,
+and WAL lets readers go on meanwhile. (A lock file around a re-read, merge and rename of the JSON would
+hold too, but rewrites every answer for each request and needs fcntl, which Windows lacks.)
 """
 import hashlib
 import json
-import os
-import tempfile
+import sqlite3
+import threading
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from utils.errors import UserError
 
+FILE_NAME = "answers.sqlite"
+LOCK_WAIT = 30.0  # seconds a writer waits for another's transaction; each takes milliseconds
+
 
 class AnswerCache:
     def __init__(self, directory: str | Path, server: str, model: str, prompt_key: str):
-        self.key = {"server": server, "model": model, "prompt": prompt_key}
-        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:24]
-        self.path = Path(directory) / f"{digest}.json"
-        self.answers: dict[str, dict] = {}  # name -> {"answer": raw text or None, "tokens": float, "seconds": float}
-        if self.path.is_file():
-            try:
-                stored = json.loads(self.path.read_text(encoding="utf-8"))
-                self.answers = stored["answers"] if stored["key"] == self.key else {}
-            except (ValueError, KeyError, TypeError):
-                raise UserError(f"{self.path}: unreadable answer cache; delete it to start afresh") from None
+        """`server` must hold no credentials (client.public_url): only its hash is stored, but the hash is the key."""
+        key = json.dumps({"server": server, "model": model, "prompt": prompt_key}, sort_keys=True)
+        self.key = hashlib.sha256(key.encode()).hexdigest()
+        self.path = Path(directory) / FILE_NAME
+        self.lock = threading.Lock()  # the worker threads of one run add answers side by side
+        with self._transaction() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # stored in the file: every later connection uses it
+            db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT, name TEXT, answer TEXT, tokens REAL, "
+                       "seconds REAL, PRIMARY KEY (key, name))")
+            rows = db.execute("SELECT name, answer, tokens, seconds FROM answers WHERE key = ?", (self.key,))
+            self.answers = {name: {"answer": answer, "tokens": tokens, "seconds": seconds}
+                            for name, answer, tokens, seconds in rows}  # name -> {"answer", "tokens", "seconds"}
+
+    @contextmanager
+    def _transaction(self):
+        """A connection of its own, committed (or rolled back) and closed at the end; SQLite failures as one line."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=LOCK_WAIT)) as db, db:
+                yield db
+        except sqlite3.DatabaseError as e:
+            raise UserError(f"{self.path}: unusable answer cache ({e}); delete it to start afresh") from None
 
     def __contains__(self, name: str) -> bool:
         return name in self.answers
@@ -32,14 +52,11 @@ class AnswerCache:
         return self.answers[name]
 
     def update(self, answers: dict[str, dict]) -> None:
-        """Add answers and write the file at once."""
-        self.answers.update(answers)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"key": self.key, "answers": self.answers}, f, ensure_ascii=False, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Add answers, on disk at once; safe from several threads and processes."""
+        if not answers:
+            return
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
+                           [(self.key, name, a["answer"], a["tokens"], a["seconds"]) for name, a in answers.items()])
+        with self.lock:
+            self.answers.update(answers)

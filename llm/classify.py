@@ -1,11 +1,10 @@
 """Classify normalised surnames with a chat model: batches, a concurrency limit, the cache, the country check."""
-import threading
-from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from config.config import LLMConfig
 from llm.cache import AnswerCache
-from llm.client import LLMError, chat, make_client
+from llm.client import chat, make_client, public_url
+from llm.pool import run_threads
 from llm.prompt import build_messages, parse_answer, prompt_key, response_format
 from llm.shots import draw_examples, training_pairs
 
@@ -23,7 +22,8 @@ class Answer:
 class LLMClassifier:
     def __init__(self, client, cfg: LLMConfig, countries: list[str], examples: list[tuple[str, str]]):
         self.client, self.cfg, self.countries, self.examples = client, cfg, list(countries), examples
-        self.cache = AnswerCache(cfg.cache_dir, str(client.base_url), cfg.model, prompt_key(self.countries, examples))
+        self.cache = AnswerCache(cfg.cache_dir, public_url(client.base_url), cfg.model,  # no secret in the key
+                                 prompt_key(self.countries, examples))
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict, cfg: LLMConfig, data=None, api_key: str | None = None) -> "LLMClassifier":
@@ -37,15 +37,16 @@ class LLMClassifier:
             examples = draw_examples(training_pairs(record, countries, data), cfg.shots, record["seed"])
         return cls(client, cfg, countries, examples)
 
-    def _ask(self, names: list[str], stop: threading.Event) -> dict[str, dict]:
-        """One request for a batch of distinct names: {name: cache entry}; none once `stop` is set."""
-        if stop.is_set():
-            raise CancelledError
-        try:
-            return self._request(names)
-        except LLMError:
-            stop.set()  # here, not in the caller, so this worker's next batch already sees it
-            raise
+    def _ask(self, names: list[str]) -> dict[str, dict]:
+        """One request for a batch of distinct names, on a worker thread: {name: entry}, the valid ones cached.
+
+        Cached here, as soon as they arrive, rather than by the main thread: an answer paid for is on disk
+        even if Ctrl-C ends the run a moment later. An answer outside the country list is not cached, so
+        the next run asks again.
+        """
+        entries = self._request(names)
+        self.cache.update({name: e for name, e in entries.items() if e["answer"] in self.countries})
+        return entries
 
     def _request(self, names: list[str]) -> dict[str, dict]:
         reply = chat(self.client, self.cfg.model, build_messages(names, self.countries, self.examples),
@@ -58,33 +59,36 @@ class LLMClassifier:
         """An Answer per name, in order; names the cache knows are not asked again.
 
         Any failure stops the run with LLMError after the batches already answered are in the cache.
+        Ctrl-C stops it at once, without waiting for the requests in flight, with a KeyboardInterrupt
+        that says how many answers were kept.
         """
         todo = [name for name in dict.fromkeys(names) if name not in self.cache]
-        fresh = set(todo)
         batches = [todo[i:i + self.cfg.batch_size] for i in range(0, len(todo), self.cfg.batch_size)]
-        error, stop = None, threading.Event()
-        with ThreadPoolExecutor(max_workers=self.cfg.workers) as pool:
-            futures = [pool.submit(self._ask, batch, stop) for batch in batches]
-            done = as_completed(futures)
-            if progress and futures:
-                from tqdm import tqdm
+        received = {}  # every answer of this run, valid or not
+        bar = None
+        if progress and batches:
+            from tqdm import tqdm
 
-                done = tqdm(done, total=len(futures), unit="request", desc=f"asking {self.cfg.model}")
-            for future in done:
-                try:
-                    self.cache.update(future.result())
-                except CancelledError:
-                    continue
-                except LLMError as e:  # nothing more is sent; requests in flight still finish and are kept
-                    if error is None:
-                        error = e
-                        for other in futures:
-                            other.cancel()
-        if error is not None:
-            raise error
+            bar = tqdm(total=len(batches), unit="request", desc=f"asking {self.cfg.model}")
+
+        def keep(entries: dict[str, dict]) -> None:
+            received.update(entries)
+            if bar is not None:
+                bar.update()
+
+        try:
+            run_threads(self._ask, batches, self.cfg.workers, keep)
+        except KeyboardInterrupt:
+            kept = sum(name in self.cache for name in todo)
+            raise KeyboardInterrupt(f"kept the {kept} new answers in {self.cache.path}; the other "
+                                    f"{len(todo) - kept} names are asked next time") from None
+        finally:
+            if bar is not None:
+                bar.close()
         answers = []
         for name in names:
-            entry = self.cache[name]
+            entry = received[name] if name in received else self.cache[name]
             country = entry["answer"] if entry["answer"] in self.countries else None  # validated, never mapped
-            answers.append(Answer(name, country, entry["answer"], entry["tokens"], entry["seconds"], name not in fresh))
+            answers.append(Answer(name, country, entry["answer"], entry["tokens"], entry["seconds"],
+                                  cached=name not in received))
         return answers

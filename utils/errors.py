@@ -19,8 +19,9 @@ class InvalidNameError(UserError):
 
 def run_script(main) -> None:
     """Run a script's main() and exit with its code: a UserError is one line on stderr and exit 1,
-    Ctrl-C exits 130 without a traceback, and a closed pipe (`| head -1`) ends quietly."""
+    Ctrl-C exits 130 at once without a traceback, and a closed pipe (`| head -1`) ends quietly."""
     import os
+    import signal
     import sys
 
     try:
@@ -29,9 +30,15 @@ def run_script(main) -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except UserError as e:
         sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        # os._exit, not sys.exit: the interpreter's teardown takes seconds once torch is loaded, and Ctrl-C means
+        # now. Nothing is lost: every file is written atomically and the LLM cache commits each answer as it
+        # arrives; threads still waiting on a server end with the process. A second Ctrl-C ends it at once.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except BrokenPipeError:
         # the reader left: point stdout at /dev/null so Python's own flush at exit has nowhere to fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
