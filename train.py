@@ -209,7 +209,7 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
                                 prediction_offset, train_step)
 
     save_dir, countries = Path(cfg.save_dir), data.countries
-    train_set = data.dataset("train", alphabet, dedupe=True)  # each distinct (name, country) once
+    train_set = data.dataset("train", alphabet, dedupe=True, feminine=cfg.feminine_forms)  # distinct pairs
     sampler = LengthBucketSampler(train_set.lengths, cfg.batch_size, shuffle=True, seed=cfg.seed)
     args = model_args(family, cfg, alphabet.letters, len(countries))
     model = build_model(family, asdict(args)).to(device)

@@ -37,6 +37,8 @@ class TrainConfig:
     dropout: float = option(0.3, "dropout before the output layer (and between stacked layers)")
     letter_dropout: float = option(0.2, "share of letters hidden (read as unknown) while training, so no single "
                                         "letter decides")
+    feminine_forms: bool = option(False, "also train on the feminine form of each Russian and Czech name "
+                                         "(Ivanova, Novakova), which the data set hardly has")
     balance_power: float = option(0.3, "class weights of the loss, (n / (K n_c)) ** power: 1 makes every country "
                                        "weigh the same, 0 turns weighting off")
     posthoc_adjust: float = option(0.0, "after training, move decisions towards equal countries by subtracting this "

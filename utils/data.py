@@ -141,6 +141,34 @@ def check_name(raw: str) -> str:
     return name
 
 
+# --- how surnames are written: the feminine forms the data set lacks ---
+
+# Russian and Czech surnames take a feminine form (Ivanov -> Ivanova, Novak -> Novakova) that the data set,
+# built from lists of mostly masculine forms, hardly has: left alone, "Belova" reads as Czech.
+_RUSSIAN_ENDINGS = (("skiy", "skaya"), ("skii", "skaya"), ("sky", "skaya"), ("iy", "aya"), ("yy", "aya"), ("oy", "aya"))
+
+
+def feminine_form(name: str, country: str) -> str | None:
+    """The feminine form of a Russian or Czech surname (Ivanov -> Ivanova, Tolstoy -> Tolstaya,
+    Sedlacek -> Sedlackova, Cerny -> Cerna), or None when the country or the name has none."""
+    low = name.lower()
+    if country == "Russian":
+        for male, female in _RUSSIAN_ENDINGS:
+            if low.endswith(male) and len(low) > len(male) + 2:
+                return name[: len(name) - len(male)] + female
+        return name + "a" if re.search(r"(ov|ev|in|yn)$", low) and len(low) > 4 else None
+    if country == "Czech" and len(low) >= 4 and not low.endswith(("ova", "ska")):
+        if low.endswith("y"):
+            return name[:-1] + "a"
+        if low.endswith(("ek", "ec")):
+            return name[:-2] + name[-1] + "ova"
+        if low.endswith("a"):
+            return name[:-1] + "ova"
+        if low[-1] in "bcdfghjklmnpqrstvwxz":
+            return name + "ova"
+    return None
+
+
 # --- encoding ---
 
 
@@ -362,13 +390,18 @@ class SurnameData:
     def rows(self, part: str) -> list[int]:
         return getattr(self.split, part)
 
-    def dataset(self, part: str, alphabet: Alphabet, dedupe: bool = False) -> NamesDataset:
-        """The rows of one side of the split; with `dedupe`, each distinct (name, country) once
-        (Arabic is 85 names repeated ~18 times each)."""
-        rows = self.rows(part)
+    def dataset(self, part: str, alphabet: Alphabet, dedupe: bool = False, feminine: bool = False) -> NamesDataset:
+        """The rows of one side of the split; with `dedupe`, each distinct (name, country) once (Arabic is 85
+        names repeated ~18 times each); with `feminine`, also the feminine form of each Russian and Czech name."""
+        pairs = [(self.names[r], self.labels[r]) for r in self.rows(part)]
         if dedupe:
-            rows = list({(self.names[r], self.labels[r]): r for r in rows}.values())
-        return NamesDataset([self.names[r] for r in rows], [self.labels[r] for r in rows], alphabet)
+            pairs = list(dict.fromkeys(pairs))
+        if feminine:
+            have = set(pairs)
+            forms = [(form, label) for name, label in pairs
+                     if (form := feminine_form(name, self.countries[label])) and (form, label) not in have]
+            pairs += list(dict.fromkeys(forms))
+        return NamesDataset([name for name, _ in pairs], [label for _, label in pairs], alphabet)
 
     def class_shares(self, part: str = "train") -> torch.Tensor:
         """Each country's share of the rows of one side, [n_countries]."""
