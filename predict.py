@@ -139,11 +139,11 @@ def main(argv=None) -> int:
 def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
     """Ask the chat model; a name it answers outside the country list gets "no answer" (and exit 1), never a guess."""
     from llm.classify import LLMClassifier
-    from utils.checkpoint import load
+    from utils.checkpoint import default_checkpoint, load
 
     cfg = llm_config(args)
-    paths = checkpoints(args)
-    classifier = LLMClassifier.from_checkpoint(load(paths[0]), cfg, data=args.data)
+    checkpoint = load((args.checkpoint or [default_checkpoint()])[0])  # its countries and split; the chat model answers
+    classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.data)
     valid, failed = classifiable(names)
     answers = classifier.classify([norm for _, norm in valid]) if valid else []
     failed += sum(a.country is None for a in answers)

@@ -1,63 +1,152 @@
+"""utils/checkpoint.py: what a checkpoint holds, the atomic write, every refusal of a bad file, and the default."""
+import math
+import os
+
 import pytest
 import torch
 
 from models.predictor import Predictor
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils import checkpoint as ckpt
 from utils.errors import CheckpointError
 
 NAMES = ["Nakamura", "Ivanov", "Smith", "lucy", "Müller", "Maxa/B"]
 
 
+def payload_of(path) -> dict:
+    """A checkpoint's dict as save() takes it (without the format tag save adds)."""
+    return {k: v for k, v in ckpt.load(path).items() if k != "format"}
+
+
 def test_checkpoint_is_self_describing(tiny_checkpoint):
-    checkpoint = load_checkpoint(tiny_checkpoint)
+    checkpoint = ckpt.load(tiny_checkpoint)
+    assert checkpoint["format"] == ckpt.FORMAT and checkpoint["family"] == "gru" and checkpoint["finished"] is True
     assert checkpoint["countries"] == ["English", "Japanese", "Russian"]
     assert checkpoint["model_args"]["n_letters"] == len(checkpoint["alphabet"]) + 1
     assert checkpoint["model_args"]["cell"] == "gru" and checkpoint["model_args"]["hidden_size"] == 16
-    assert checkpoint["split"]["seed"] == 0 and len(checkpoint["split"]["data_sha256"]) == 64
+    assert set(checkpoint["data"]) == set(ckpt.DATA_RECORD) and checkpoint["data"]["file"] == "tiny.tsv"
+    assert checkpoint["data"]["seed"] == 0 and len(checkpoint["data"]["sha256"]) == 64
     assert {"val_accuracy", "test_accuracy", "test_balanced_accuracy", "test_macro_f1"} <= set(checkpoint["metrics"])
-    assert checkpoint["config"]["epochs"] == 3 and 1 <= checkpoint["epoch"] <= 3
+    assert checkpoint["config"]["epochs"] == 4 and 1 <= checkpoint["epoch"] <= 4
+    assert sum(checkpoint["train_prior"]) == pytest.approx(1.0) and len(checkpoint["logit_offset"]) == 3
+    assert ckpt.best_path(tiny_checkpoint.parent, "gru") == tiny_checkpoint
+    assert ckpt.epoch_path(tiny_checkpoint.parent, "gru", 2).is_file()
 
 
 def test_round_trip_gives_identical_predictions(tiny_checkpoint, tmp_path):
     first = Predictor.from_checkpoint(tiny_checkpoint)
-    copy = tmp_path / "copy.bin"
-    save_checkpoint({k: v for k, v in load_checkpoint(tiny_checkpoint).items() if k != "format"}, copy)
+    copy = ckpt.save(payload_of(tiny_checkpoint), tmp_path / "copy.bin")
     second = Predictor.from_checkpoint(copy)
-    names = [n for n in NAMES]
-    assert torch.equal(first.probabilities(names), second.probabilities(names))
+    assert torch.equal(first.probabilities(NAMES[:3]), second.probabilities(NAMES[:3]))
     assert [p.top for p in first.predict(NAMES, topk=3)] == [p.top for p in second.predict(NAMES, topk=3)]
 
 
+def test_build_model_gives_the_stored_weights_in_eval_mode(tiny_checkpoint):
+    checkpoint = ckpt.load(tiny_checkpoint)
+    model = ckpt.build_model(checkpoint)
+    assert not model.training
+    assert all(torch.equal(v, checkpoint["model_state"][k]) for k, v in model.state_dict().items())
+
+
 def test_probabilities_sum_to_one_and_topk_is_sorted(tiny_checkpoint):
-    predictor = Predictor.from_checkpoint(tiny_checkpoint)
-    (p,) = predictor.predict(["Müller"], topk=5)
+    (p,) = Predictor.from_checkpoint(tiny_checkpoint).predict(["Müller"], topk=5)
     assert p.normalised == "Muller" and len(p.top) == 3  # only 3 countries exist
     probs = [prob for _, prob in p.top]
     assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_atomic_save_leaves_no_temp_files(tmp_path):
-    save_checkpoint({"x": torch.zeros(3)}, tmp_path / "a.bin")
-    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+def test_a_write_that_fails_midway_leaves_the_old_file_whole_and_no_temp_file(hand_checkpoint, monkeypatch):
+    folder = hand_checkpoint.parent
+    before = hand_checkpoint.read_bytes()
+    real_save = torch.save
+
+    def save_then_fail(obj, f, *args, **kwargs):
+        """Write the first bytes of a real checkpoint where asked, then die as a full disk or Ctrl-C would."""
+        if isinstance(f, (str, os.PathLike)):
+            f = open(f, "wb")
+        f.write(before[:100])
+        f.flush()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", save_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        ckpt.save(payload_of(hand_checkpoint), hand_checkpoint)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert hand_checkpoint.read_bytes() == before  # a reader still finds the old checkpoint, whole
+    assert sorted(p.name for p in folder.iterdir()) == [hand_checkpoint.name]  # no temp file left
+    assert ckpt.load(hand_checkpoint)["countries"] == ["English", "Japanese", "Russian"]
 
 
-def test_missing_corrupt_foreign_and_mismatched_checkpoints(tiny_checkpoint, tmp_path):
+def test_missing_corrupt_and_foreign_files_are_one_line(tiny_checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="python train.py"):
-        Predictor.from_checkpoint(tmp_path / "none.bin")
+        ckpt.load(tmp_path / "none.bin")
     truncated = tmp_path / "truncated.bin"
     truncated.write_bytes(tiny_checkpoint.read_bytes()[:2000])
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        Predictor.from_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as e:
+        ckpt.load(truncated)
+    assert "\n" not in str(e.value)
     foreign = tmp_path / "foreign.bin"
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(CheckpointError, match="not a surname-classifier checkpoint"):
-        Predictor.from_checkpoint(foreign)
-    checkpoint = {k: v for k, v in load_checkpoint(tiny_checkpoint).items() if k != "format"}
-    mismatched = tmp_path / "mismatched.bin"
-    save_checkpoint({**checkpoint, "model_args": {**checkpoint["model_args"], "hidden_size": 32}}, mismatched)
-    with pytest.raises(CheckpointError, match="do not match"):
-        Predictor.from_checkpoint(mismatched)
-    relabelled = tmp_path / "relabelled.bin"
-    save_checkpoint({**checkpoint, "countries": checkpoint["countries"][:2]}, relabelled)
-    with pytest.raises(CheckpointError, match="do not match"):
-        Predictor.from_checkpoint(relabelled)
+        ckpt.load(foreign)
+    pickled = tmp_path / "pickled.bin"
+    torch.save({"format": ckpt.FORMAT, "model": torch.nn.Linear(2, 2)}, pickled)  # a whole module: code, not data
+    with pytest.raises(CheckpointError, match="holds Python objects"):
+        ckpt.load(pickled)
+
+
+def nan_weights(p: dict) -> dict:
+    state = dict(p["model_state"])
+    state["head.bias"] = torch.tensor([0.0, math.nan, 0.0])
+    return {**p, "model_state": state}
+
+
+BAD = {  # what is wrong -> (how to make it from a good payload, what the error says)
+    "hidden size 10**6": (lambda p: {**p, "model_args": {**p["model_args"], "hidden_size": 10**6}},
+                          "model_args hidden_size=1000000 is out of range"),
+    "negative layers": (lambda p: {**p, "model_args": {**p["model_args"], "num_layers": -1}}, "out of range"),
+    "NaN weights": (nan_weights, "weights head.bias hold NaN or infinite values"),
+    "alphabet is an int": (lambda p: {**p, "alphabet": 57}, "alphabet is a int, not a str"),
+    "data record lacks sha256": (lambda p: {**p, "data": {k: v for k, v in p["data"].items() if k != "sha256"}},
+                                 "the data record lacks sha256"),
+    "data record lacks seed": (lambda p: {**p, "data": {k: v for k, v in p["data"].items() if k != "seed"}},
+                               "the data record lacks seed"),
+    "no countries": (lambda p: {k: v for k, v in p.items() if k != "countries"}, "checkpoint lacks countries"),
+    "a country too few": (lambda p: {**p, "countries": p["countries"][:2]}, "train_prior must be 2 finite numbers"),
+    "infinite offset": (lambda p: {**p, "logit_offset": [0.0, math.inf, 0.0]}, "logit_offset must be 3 finite"),
+    "zero temperature": (lambda p: {**p, "temperature": 0.0}, "temperature must be a positive number"),
+    "unknown family": (lambda p: {**p, "family": "transformer-xl"}, "unknown model family 'transformer-xl'"),
+    "alphabet of another size": (lambda p: {**p, "alphabet": p["alphabet"][:-1]}, "do not match its alphabet"),
+    "hidden size of other weights": (lambda p: {**p, "model_args": {**p["model_args"], "hidden_size": 4}},
+                                     "weights do not match the model they describe"),
+    "an argument the family lacks": (lambda p: {**p, "model_args": {**p["model_args"], "heads": 4}},
+                                     "weights do not match the model they describe"),
+}
+
+
+@pytest.mark.parametrize("what", list(BAD))
+def test_a_bad_field_is_refused_with_one_line(hand_checkpoint, tmp_path, what):
+    make_bad, message = BAD[what]
+    path = ckpt.save(make_bad(payload_of(hand_checkpoint)), tmp_path / "bad.bin")
+    with pytest.raises(CheckpointError) as e:
+        Predictor.from_checkpoint(path)  # load, validate, build: the way predict.py and evaluate.py read one
+    assert message in str(e.value) and str(e.value).startswith(str(path))
+    assert "\n" not in str(e.value)
+
+
+def test_default_is_the_newest_finished_run_never_an_unfinished_one(hand_checkpoint, tmp_path):
+    save_dir = tmp_path / "save"
+    good = payload_of(hand_checkpoint)
+    finished = ckpt.save(good, ckpt.best_path(save_dir, "rnn"))
+    unfinished = ckpt.save({**good, "finished": False}, ckpt.best_path(save_dir, "gru"))
+    (save_dir / f"lstm{ckpt.BEST_SUFFIX}").write_bytes(b"half a file")  # unreadable: skipped, not fatal
+    for age, path in enumerate([unfinished, save_dir / f"lstm{ckpt.BEST_SUFFIX}", finished]):
+        os.utime(path, (1e9 - age * 100, 1e9 - age * 100))  # the unfinished run is the newest, the finished the oldest
+    assert ckpt.default_checkpoint(save_dir) == finished
+    ckpt.save({**good, "finished": True}, ckpt.epoch_path(save_dir, "gru", 3))  # an epoch file is never a default
+    finished.unlink()
+    with pytest.raises(CheckpointError, match="no finished training run in .*python train.py"):
+        ckpt.default_checkpoint(save_dir)
+    os.utime(unfinished, (2e9, 2e9))
+    newer = ckpt.save(good, ckpt.best_path(save_dir, "lstm"))
+    os.utime(newer, (1.5e9, 1.5e9))
+    assert ckpt.default_checkpoint(save_dir) == newer

@@ -1,75 +1,172 @@
-"""The scripts as a user runs them: from another folder, through subprocesses, checking output and exit codes."""
+"""The scripts as a user runs them: train -> predict -> evaluate through subprocesses from another folder, the exact
+answers of a checkpoint whose answers are known, output formats, exit codes and one-line errors.
+
+Subprocesses cost a Python and torch start-up each, so the formats and most errors are checked by calling the
+scripts' main() here, wrapped as their `__main__` wraps it (utils.errors.run_script).
+"""
 import json
+import subprocess
+import sys
 
-from tests.conftest import run_script
+import pytest
+
+import evaluate
+import predict
+from tests.conftest import (ROOT, TINY, TINY_COUNTRIES, last_letter_country, last_letter_payload,
+                            last_letter_probabilities, run_script, write_tiny)
+from utils import checkpoint as ckpt
+from utils.data import SurnameData
+from utils.errors import run_script as wrap_main
 
 
-def test_train_then_predict_end_to_end(tiny_folder, tmp_path):
-    save = tmp_path / "save"
-    result = run_script("train.py", "--data", str(tiny_folder), "--save-dir", str(save), "--model", "lstm",
-                        "--epochs", "2", "--max-steps", "3", "--batch-size", "8", "--hidden-size", "8",
-                        "--val-fraction", "0.25", "--test-fraction", "0.25")
+def run_main(main, argv: list[str]) -> int | str:
+    """A script's exit code (or the "error: ..." line it exits with), run in this process."""
+    with pytest.raises(SystemExit) as e:
+        wrap_main(lambda: main(argv))
+    return e.value.code
+
+
+# --- end to end, through subprocesses ---
+
+def test_train_predict_evaluate_end_to_end(tiny_run, tmp_path):
+    save, checkpoint = tiny_run["save"], str(tiny_run["checkpoint"])
+    assert tiny_run["stdout"].startswith("config: {") and "test (12 names, best epoch" in tiny_run["stdout"]
+    assert {p.name for p in save.iterdir()} >= {f"gru_classification_{e}.bin" for e in (1, 2, 3, 4)} | {
+        "gru_classification_best.bin", "gru_history.json", "gru_curves.png"}
+    history = json.loads((save / "gru_history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3, 4] and "accuracy" in history["test"]
+
+    # names of its training split (Petrov, not Ivanov): the model has learnt them
+    result = run_script("predict.py", "Nakamura", "Petrov", "Smith", "--checkpoint", checkpoint)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("config: {")
-    assert "stopped after 3 steps" in result.stdout and "balanced accuracy" in result.stdout
-    assert {p.name for p in save.iterdir()} >= {"lstm_classification_1.bin", "lstm_classification_best.bin",
-                                                 "lstm_history.json", "lstm_curves.png"}
-    history = json.loads((save / "lstm_history.json").read_text())
-    assert history["epochs"][0]["epoch"] == 1 and "accuracy" in history["test"]
-    assert (save / "lstm_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert result.stdout == "Nakamura\tJapanese\nPetrov\tRussian\nSmith\tEnglish\n"
+    assert result.stderr == f"model: {checkpoint}\n"
 
-    checkpoint = str(save / "lstm_classification_best.bin")
-    result = run_script("predict.py", "Nakamura", "--checkpoint", checkpoint)
+    # the test split train.py held out, rebuilt from the tiny data, scored as train.py scored it
+    result = run_script("evaluate.py", "--checkpoint", checkpoint, "--split-data", str(tiny_run["data"]),
+                        "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() in {"English", "Japanese", "Russian"}
+    report = json.loads(result.stdout)
+    metrics = ckpt.load(checkpoint)["metrics"]
+    assert report["set"] == "test split" and report["rows"] == 12 and report["sha256"] == ckpt.load(checkpoint)["data"]["sha256"]
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert report["balanced_accuracy"] == pytest.approx(metrics["test_balanced_accuracy"])
+    assert report["macro_f1"] == pytest.approx(metrics["test_macro_f1"])
+    stem = tmp_path / "gru_classification_best_eval_test"
+    assert json.loads(stem.with_suffix(".json").read_text())["rows"] == 12
+    assert "balanced accuracy" in stem.with_suffix(".md").read_text()
+    assert (tmp_path / (stem.name + "_confusion.png")).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_predict_topk_json_stdin_and_bad_names(tiny_checkpoint):
-    ckpt = str(tiny_checkpoint)
-    result = run_script("predict.py", "Nakamura", "Ivanov", "--topk", "2", "--checkpoint", ckpt)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("Nakamura: ") and lines[0].count(",") == 1
-
-    result = run_script("predict.py", "Ivanov", "--json", "--topk", "3", "--checkpoint", ckpt)
-    record = json.loads(result.stdout)
-    assert record["name"] == "Ivanov" and record["country"] == record["top"][0]["country"]
-    assert abs(sum(t["probability"] for t in record["top"]) - 1) < 1e-4
-
-    result = run_script("predict.py", "-", "--checkpoint", ckpt, stdin="Smith\n\nTanaka\n")
-    assert result.returncode == 0 and len(result.stdout.strip().splitlines()) == 2
-
-    result = run_script("predict.py", "Smith", "123", "Maxa/B", "--checkpoint", ckpt)
-    assert result.returncode == 1
-    assert "error: name '123' has no letters" in result.stderr
-    assert "'/'" in result.stderr  # the unknown character is named
-    assert [line.split("\t")[0] for line in result.stdout.strip().splitlines()] == ["Smith", "Maxa/B"]
+def test_predict_gives_the_known_answers_of_a_hand_built_model(hand_checkpoint):
+    result = run_script("predict.py", "-", "Smith", "123", "Maxa/B", "Ivanov", "--json", "--topk", "3",
+                        "--checkpoint", str(hand_checkpoint), stdin="nakamura\n\n  White \n")
+    assert result.returncode == 1  # one name could not be classified; the others were answered
+    assert "error: name '123' has no letters" in result.stderr and "Traceback" not in result.stderr
+    assert "warning: 'Maxa/B' has characters outside the alphabet ['/']" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["name"] for r in records] == ["nakamura", "White", "Smith", "Maxa/B", "Ivanov"]
+    assert [r["country"] for r in records] == ["Japanese", "Japanese", "English", "English", "Russian"]
+    for r in records:
+        assert r["country"] == last_letter_country(r["normalised"]) == r["top"][0]["country"]
+        expected = last_letter_probabilities(r["normalised"])
+        assert {t["country"]: t["probability"] for t in r["top"]} == pytest.approx(expected, abs=2e-6)
+    assert records[0]["normalised"] == "Nakamura"
 
 
-def test_predict_without_a_checkpoint_says_to_train_first(tmp_path):
-    result = run_script("predict.py", "lucy", "--checkpoint", str(tmp_path / "missing.bin"))
-    assert result.returncode == 1 and "python train.py" in result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+def test_predict_output_formats(hand_checkpoint, tiny_checkpoint, capsys):
+    hand = str(hand_checkpoint)
+    assert run_main(predict.main, ["nakamura", "--checkpoint", hand]) == 0
+    out = capsys.readouterr()
+    assert out.out == "Japanese\n" and out.err == f"model: {hand}\n"
+    assert run_main(predict.main, ["Ivanov", "Jones", "--checkpoint", hand]) == 0
+    assert capsys.readouterr().out == "Ivanov\tRussian\nJones\tEnglish\n"
+    assert run_main(predict.main, ["Ivanov", "--topk", "2", "--checkpoint", hand]) == 0
+    p = last_letter_probabilities("Ivanov")
+    assert capsys.readouterr().out.startswith(f"Ivanov: Russian {p['Russian']:.3f}, ")
+    assert run_main(predict.main, ["Ivanov", "--checkpoint", hand, str(tiny_checkpoint)]) == 0
+    assert capsys.readouterr().err == f"model: {hand} + {tiny_checkpoint}\n"  # says which models answer
 
 
-def test_predict_rejects_a_corrupt_checkpoint(tmp_path):
-    bad = tmp_path / "bad.bin"
-    bad.write_bytes(b"\x80\x04garbage")
-    result = run_script("predict.py", "lucy", "--checkpoint", str(bad))
-    assert result.returncode == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+def test_predict_without_a_checkpoint_says_to_train_first(tmp_path, capsys):
+    code = run_main(predict.main, ["lucy", "--checkpoint", str(tmp_path / "missing.bin")])
+    assert code == f"error: no checkpoint at {tmp_path / 'missing.bin'}; run `python train.py` first"
+    assert capsys.readouterr().out == ""
+
+
+def test_predict_refuses_bad_checkpoints_in_one_line(hand_checkpoint, tmp_path):
+    corrupt = tmp_path / "corrupt.bin"
+    corrupt.write_bytes(b"\x80\x04garbage")
+    huge = ckpt.load(hand_checkpoint)
+    huge = ckpt.save({**huge, "model_args": {**huge["model_args"], "hidden_size": 10**6}}, tmp_path / "huge.bin")
+    for path, message in ((corrupt, "not a readable checkpoint"), (huge, "hidden_size=1000000 is out of range")):
+        code = run_main(predict.main, ["lucy", "--checkpoint", str(path)])
+        assert isinstance(code, str) and code.startswith(f"error: {path}") and message in code and "\n" not in code
 
 
 def test_train_on_malformed_data_names_the_line(tmp_path):
+    import train
+
     data = tmp_path / "bad.tsv"
     data.write_text("Abe\tJapanese\nSmith English\n", encoding="utf-8")
-    result = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "s"))
-    assert result.returncode == 1
-    assert f"{data}:2:" in result.stderr and "Traceback" not in result.stderr
+    code = run_main(train.main, ["--data", str(data), "--save-dir", str(tmp_path / "s")])
+    assert code.startswith(f"error: {data}:2: expected 'name<TAB>country'") and "\n" not in code
 
 
-def test_train_refuses_impossible_settings_before_reading_data(tmp_path):
-    for flags, message in ((["--epochs", "0"], "--epochs must be at least 1"),
-                           (["--batch-size", "0"], "--batch-size must be at least 1"),
-                           (["--test-fraction", "0.7"], "between 0 and 0.5")):
-        result = run_script("train.py", "--data", str(tmp_path / "nowhere.tsv"), *flags)
-        assert result.returncode == 2 and message in result.stderr
+# --- evaluate.py, in this process ---
+
+def test_evaluate_scores_the_hand_built_model_exactly(hand_checkpoint, tiny_tsv, tmp_path, capsys):
+    code = run_main(evaluate.main, ["--checkpoint", str(hand_checkpoint), "--split-data", str(tiny_tsv),
+                                    "--out", str(tmp_path), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    data = SurnameData.build(tiny_tsv, 0.25, 0.25, 0)
+    truth = [(data.names[r], data.countries[data.labels[r]]) for r in data.split.test]
+    right = sum(last_letter_country(name) == country for name, country in truth)
+    assert report["rows"] == len(truth) == 12 and right < 12  # 'White' ends in a vowel, so one is wrong
+    assert report["accuracy"] == pytest.approx(right / 12)
+    assert report["checkpoint"] == [str(hand_checkpoint)]
+
+
+def test_evaluate_data_with_unknown_countries(hand_checkpoint, tmp_path, capsys):
+    rows = [(name, country) for country, names in TINY.items() for name in names[:3]]
+    rows += [("Dupont", "French"), ("Martin", "French"), ("Rossi", "Italian")]
+    data = write_tiny(tmp_path / "mine.tsv", rows)
+    assert run_main(evaluate.main, ["--checkpoint", str(hand_checkpoint), "--data", str(data), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert "French (2), Italian (1)" in out.err
+    assert "| 9 |" in out.out  # the table counts the 9 known rows
+    report = json.loads((tmp_path / "rnn_classification_best_eval_data_mine.json").read_text())
+    assert report["rows"] == 9 and report["left_out"]["unknown_countries"] == {"French": 2, "Italian": 1}
+    right = sum(last_letter_country(name) == country for name, country in rows[:9])
+    assert report["accuracy"] == pytest.approx(right / 9)
+    assert {r["country"] for r in report["per_country"]} <= set(TINY_COUNTRIES)
+
+
+def test_evaluate_refuses_other_data_for_the_split(hand_checkpoint, tmp_path):
+    other = write_tiny(tmp_path / "other.tsv", [("Ivanov", "Russian"), ("Smith", "English")])
+    code = run_main(evaluate.main, ["--checkpoint", str(hand_checkpoint), "--split-data", str(other)])
+    assert code.startswith("error:") and "not the data this checkpoint was trained on" in code and "\n" not in code
+    code = run_main(evaluate.main, ["--checkpoint", str(hand_checkpoint)])  # the embedded data set is not it either
+    assert "not the data this checkpoint was trained on" in code
+
+
+# --- start-up cost ---
+
+def imported_packages(*args: str) -> set[str]:
+    """Top-level packages a Python command imports, from `python -X importtime`."""
+    result = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True,
+                            cwd=ROOT.parent, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+def test_predict_cli_imports_nothing_beyond_torch_that_it_does_not_need(hand_checkpoint):
+    """`python predict.py NAME` stays near `import torch`: no matplotlib, scikit-learn, scipy or openai, and tqdm
+    and numpy only where torch itself loads them."""
+    predict_imports = imported_packages(str(ROOT / "predict.py"), "lucy", "--checkpoint", str(hand_checkpoint))
+    torch_itself = imported_packages("-c", "import torch")
+    assert "torch" in predict_imports and "models" in predict_imports  # the import log was really read
+    assert not predict_imports & {"matplotlib", "sklearn", "scipy", "pandas", "openai"}
+    assert not (predict_imports - torch_itself) & {"tqdm", "numpy"}

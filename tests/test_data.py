@@ -1,27 +1,76 @@
-import collections
+"""utils/data.py, from file to batches: reading, normalising, encoding, splitting, batching, the split's record,
+and the embedded data set that everything reads by default."""
+import hashlib
+import random
+import string
+from collections import Counter
 
 import pytest
+import torch
 
-from utils.data import countries_of, load_samples
-from utils.errors import DataError
-from utils.split import grouped_split
-from utils.text import normalise
+from config.config import ALPHABET, DEFAULT_DATA, MAX_NAME_LENGTH, ROOT, TrainConfig
+from tests.conftest import TINY, TINY_COUNTRIES, write_tiny
+from utils.data import (Alphabet, LengthBucketSampler, NamesDataset, SurnameData, check_name, grouped_split,
+                        load_samples, make_loader, normalise, read_labelled)
+from utils.errors import DataError, InvalidNameError
 
+NAMES_TSV_SHA256 = "e3bff4e585c6a6dd653dc05cd863e7ced3b94a21cd08733f8412df93bf14ca65"  # data/README.md
+ALPHA = Alphabet(ALPHABET)
+
+
+def random_names(n: int, seed: int) -> list[str]:
+    """Names of 1-14 characters, mostly alphabet letters, some outside it ('-', 'é', '1', '中')."""
+    rng = random.Random(seed)
+    pool = string.ascii_letters * 3 + " .,;'" + "-é1中"
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 14))) for _ in range(n)]
+
+
+# --- the embedded data set ---
+
+@pytest.fixture(scope="module")
+def embedded() -> SurnameData:
+    """The embedded data set with train.py's default split."""
+    cfg = TrainConfig()
+    return SurnameData.build(cfg.data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+
+
+def test_the_embedded_data_set_is_the_default_and_has_its_documented_sha256():
+    assert DEFAULT_DATA == ROOT / "data" / "names.tsv" and TrainConfig().data == str(DEFAULT_DATA)
+    assert hashlib.sha256(DEFAULT_DATA.read_bytes()).hexdigest() == NAMES_TSV_SHA256
+    assert NAMES_TSV_SHA256 in (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_embedded_data_set_reads_as_documented(embedded):
+    assert embedded.path == DEFAULT_DATA and len(embedded.samples) == 20050
+    assert len(embedded.countries) == 18 and embedded.countries == sorted(embedded.countries)
+    assert len({s.name for s in embedded.samples}) == 17451  # as written; transliteration merges a few more
+    assert len({s.name for s in embedded.samples if s.country == "Arabic"}) == 108
+    assert Counter(s.country for s in embedded.samples)["Russian"] / 20050 == pytest.approx(0.47, abs=0.01)
+    assert max(len(name) for name in embedded.names) <= MAX_NAME_LENGTH
+
+
+def test_from_record_reads_the_embedded_data_set_by_default(embedded):
+    record = embedded.record()
+    assert record == {"file": "names.tsv", "sha256": embedded.sha256, "seed": 0, "val_fraction": 0.1,
+                      "test_fraction": 0.1}
+    assert SurnameData.from_record(record).split == embedded.split
+
+
+# --- reading ---
 
 def test_tsv_and_folder_layouts_give_the_same_rows(tiny_tsv, tiny_folder):
     from_tsv = sorted((s.name, s.country) for s in load_samples(tiny_tsv))
     from_folder = sorted((s.name, s.country) for s in load_samples(tiny_folder))
-    assert from_tsv == from_folder
-    assert countries_of(load_samples(tiny_folder)) == ["English", "Japanese", "Russian"]
+    assert from_tsv == from_folder and len(from_tsv) == 48
+    assert SurnameData.build(tiny_folder, 0.25, 0.25, 0).countries == TINY_COUNTRIES
 
 
-def test_blank_lines_are_skipped_and_labels_sorted(tmp_path):
+def test_blank_lines_bom_and_crlf_are_skipped_and_sources_point_at_the_line(tmp_path):
     path = tmp_path / "x.tsv"
-    path.write_text("\nZhang\tChinese\n\n   \nAbe\tJapanese\r\nAdams\tEnglish\n", encoding="utf-8")
+    path.write_bytes("\ufeffZhang\tChinese\n\n   \nAbe\tJapanese\r\nAdams\tEnglish\n".encode("utf-8"))
     samples = load_samples(path)
     assert [(s.name, s.country) for s in samples] == [("Zhang", "Chinese"), ("Abe", "Japanese"), ("Adams", "English")]
-    assert countries_of(samples) == ["Chinese", "English", "Japanese"]
-    assert samples[1].source == f"{path}:5"
+    assert [s.source for s in samples] == [f"{path}:1", f"{path}:4", f"{path}:5"]
 
 
 @pytest.mark.parametrize("line, problem", [
@@ -37,50 +86,210 @@ def test_malformed_tsv_line_names_file_and_line(tmp_path, line, problem):
         load_samples(path)
 
 
-def test_undecodable_bytes_name_file_and_line(tmp_path):
+def test_undecodable_bytes_and_tabs_in_a_folder_name_file_and_line(tmp_path):
     folder = tmp_path / "names"
     folder.mkdir()
     (folder / "German.txt").write_bytes("Müller\nSchmidt\n".encode("utf-8") + b"M\xfcller\n")
     with pytest.raises(DataError, match=r"German.txt:3: not valid UTF-8"):
         load_samples(folder)
+    (folder / "German.txt").write_text("Müller\nSchmidt\tGerman\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"German.txt:2: a tab inside a name"):
+        load_samples(folder)
 
 
-def test_missing_data_says_to_pass_data(tmp_path):
+def test_missing_or_empty_data_says_what_to_pass(tmp_path):
     with pytest.raises(DataError, match="--data"):
         load_samples(tmp_path / "nowhere.tsv")
+    with pytest.raises(DataError, match="no <Country>.txt files"):
+        load_samples(tmp_path)
+    (tmp_path / "empty.tsv").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no names in it"):
+        load_samples(tmp_path / "empty.tsv")
 
 
-def _labelled(shared_data):
-    samples = load_samples(shared_data / "names.tsv")
-    countries = countries_of(samples)
-    names = [normalise(s.name) for s in samples]
-    labels = [countries.index(s.country) for s in samples]
-    return names, labels, countries
+def test_one_country_is_not_a_classification_problem(tmp_path):
+    path = write_tiny(tmp_path / "one.tsv", [(name, "Japanese") for name in TINY["Japanese"]])
+    with pytest.raises(DataError, match="at least two countries"):
+        SurnameData.build(path, 0.25, 0.25, 0)
 
 
-def test_full_data_set_reads_in_both_layouts(shared_data):
-    tsv, folder = load_samples(shared_data / "names.tsv"), load_samples(shared_data / "names")
-    assert len(tsv) == len(folder) == 20050
-    assert collections.Counter((s.name, s.country) for s in tsv) == collections.Counter((s.name, s.country) for s in folder)
-    assert len(countries_of(tsv)) == 18
+def test_read_labelled_keeps_known_countries_and_readable_names(tmp_path):
+    path = write_tiny(tmp_path / "x.tsv", [("Tanaka", "Japanese"), ("Dupont", "French"), ("123", "English"),
+                                           ("müller", "English"), ("Rossi", "Italian"), ("Martin", "French")])
+    raw, normalised, truth, left_out = read_labelled(path, TINY_COUNTRIES)
+    assert (raw, normalised, truth) == (["Tanaka", "müller"], ["Tanaka", "Muller"], ["Japanese", "English"])
+    assert left_out == {"unknown_countries": {"French": 2, "Italian": 1}, "invalid_names": [f"{path}:3"]}
 
 
-def test_split_keeps_every_copy_of_a_name_on_one_side_and_every_country_everywhere(shared_data):
-    names, labels, countries = _labelled(shared_data)
-    split = grouped_split(names, labels, val_fraction=0.1, test_fraction=0.1, seed=0)
+# --- normalising ---
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Müller", "Muller"), ("Łukasz", "Lukasz"), ("Straße", "Strasse"), ("Горбачёв", "Gorbachev"),
+    ("Nakamura", "Nakamura"), ("  O'Neal \t", "O'Neal"), ("De  la fontaine", "De la fontaine"),
+])
+def test_normalise_transliterates_to_ascii(raw, expected):
+    assert normalise(raw) == expected
+
+
+def test_normalise_title_cases_single_case_input_like_the_data():
+    assert normalise("lucy") == "Lucy"
+    assert normalise("NAKAMURA") == "Nakamura"
+    assert normalise("McDonald") == "McDonald"  # mixed case is kept as typed
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "123", "-/:", "\t"])
+def test_check_name_rejects_empty_and_letterless_names(raw):
+    with pytest.raises(InvalidNameError):
+        check_name(raw)
+
+
+def test_check_name_accepts_some_letters_and_refuses_what_it_cannot_read():
+    assert check_name("Maxa/B") == "Maxa/B"
+    assert check_name("Ямада") == "Yamada"
+    assert check_name("a" * MAX_NAME_LENGTH) == "A" + "a" * (MAX_NAME_LENGTH - 1)
+    with pytest.raises(InvalidNameError, match=f"at most {MAX_NAME_LENGTH}"):
+        check_name("a" * (MAX_NAME_LENGTH + 1))
+    with pytest.raises(InvalidNameError, match="1,000,000 characters"):
+        check_name("a" * 10**6)  # refused before it is transliterated
+
+
+# --- encoding ---
+
+def test_alphabet_is_the_original_57_letters_plus_an_unknown_slot():
+    assert len(ALPHABET) == 57 and ALPHA.size == 58 and ALPHA.unknown_index == 57
+    assert ALPHA.encode("Ab'").tolist() == [ALPHABET.index("A"), ALPHABET.index("b"), ALPHABET.index("'")]
+    assert ALPHA.encode("L:1").tolist() == [ALPHABET.index("L"), 57, 57]
+    assert ALPHA.unknown_chars("Maxa/B-1") == ["-", "/", "1"]
+    with pytest.raises(ValueError, match="distinct"):
+        Alphabet("abca")
+
+
+def test_encode_many_matches_per_name_encoding():
+    names = random_names(300, seed=1) + ["", "Ö", "𝔸"]  # empty, and outside the alphabet (one beyond 16 bits)
+    letters, lengths = ALPHA.encode_many(names)
+    expected = torch.nn.utils.rnn.pad_sequence([ALPHA.encode(n) for n in names], batch_first=True)
+    assert torch.equal(letters, expected)
+    assert lengths.tolist() == [len(n) for n in names]
+    assert (letters == ALPHA.unknown_index).any()  # the unknown characters really were exercised
+    assert ALPHA.encode_many([])[0].shape == (0, 0)
+
+
+# --- splitting ---
+
+def test_split_keeps_every_copy_of_a_name_on_one_side_and_every_country_everywhere(embedded):
+    names, labels, split = embedded.names, embedded.labels, embedded.split
     parts = [split.train, split.val, split.test]
     assert sorted(r for part in parts for r in part) == list(range(len(names)))
     sides = [{names[r] for r in part} for part in parts]
     assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
     for part in parts[1:]:
-        assert {labels[r] for r in part} == set(range(len(countries)))  # stratified: every country on every side
-    russian = countries.index("Russian")
-    share = sum(labels[r] == russian for r in split.test) / len(split.test)
-    assert 0.40 < share < 0.55  # ~47% of all rows
+        assert {labels[r] for r in part} == set(range(len(embedded.countries)))  # stratified
+    russian = embedded.countries.index("Russian")
+    assert 0.40 < sum(labels[r] == russian for r in split.test) / len(split.test) < 0.55  # ~47% of all rows
 
 
-def test_split_is_reproducible_and_seeded(shared_data):
-    names, labels, _ = _labelled(shared_data)
+def test_split_is_reproducible_and_seeded(embedded):
+    names, labels = embedded.names, embedded.labels
     first = grouped_split(names, labels, 0.1, 0.1, seed=3)
     assert grouped_split(names, labels, 0.1, 0.1, seed=3) == first
     assert grouped_split(names, labels, 0.1, 0.1, seed=4).test != first.test
+
+
+def test_a_country_with_too_few_distinct_names_is_refused_by_name(tmp_path):
+    rows = [(name, country) for country, names in TINY.items() for name in names]
+    rows += [("Papadopoulos", "Greek")] * 5 + [("Georgiou", "Greek")]  # 6 rows but 2 distinct names
+    path = write_tiny(tmp_path / "greek.tsv", rows)
+    with pytest.raises(DataError) as e:
+        SurnameData.build(path, 0.25, 0.25, 0)  # each side needs a name of each country: 5 at 0.25
+    assert "at least 5" in str(e.value) and "Greek has 2" in str(e.value) and "label" not in str(e.value)
+    for country in TINY:
+        assert country not in str(e.value)
+    with pytest.raises(DataError, match="at least 11\\): label 0 has 2"):  # 10% of 11 names is one
+        grouped_split(["Papadopoulos", "Georgiou", *TINY["Russian"]], [0, 0] + [1] * 16, 0.1, 0.1, seed=0)
+
+
+# --- batching ---
+
+@pytest.fixture
+def dataset() -> NamesDataset:
+    names = random_names(40, seed=0)
+    return NamesDataset(names, [i % 5 for i in range(len(names))], ALPHA)
+
+
+def test_item_is_the_one_hot_of_the_name(dataset):
+    names = random_names(40, seed=0)
+    x, label = dataset[7]
+    assert x.shape == (len(names[7]), ALPHA.size) and label == 7 % 5
+    assert torch.equal(x.argmax(dim=1), ALPHA.encode(names[7])) and torch.equal(x.sum(dim=1), torch.ones(len(names[7])))
+
+
+def test_batched_fetch_cuts_the_rows_padded_to_the_longest(dataset):
+    rows = [3, 0, 17, 25, 9]
+    letters, lengths, labels = dataset.__getitems__(rows)
+    assert lengths.tolist() == [len(dataset[r][0]) for r in rows] and labels.tolist() == [r % 5 for r in rows]
+    assert letters.shape == (5, max(lengths))
+    for i, r in enumerate(rows):
+        assert torch.equal(letters[i, : lengths[i]], dataset[r][0].argmax(dim=1))
+        assert (letters[i, lengths[i]:] == 0).all()
+    with pytest.raises(ValueError, match="differ in length"):
+        NamesDataset(["Abe"], [0, 1], ALPHA)
+
+
+def test_bucket_sampler_covers_every_row_once_in_one_length_batches(dataset):
+    sampler = LengthBucketSampler(dataset.lengths, batch_size=4, shuffle=True, seed=1)
+    batches = list(sampler)
+    assert sorted(r for b in batches for r in b) == list(range(len(dataset)))
+    assert all(len(b) <= 4 and len({int(dataset.lengths[r]) for r in b}) == 1 for b in batches)
+    assert len(sampler) == len(batches)
+    assert list(sampler) != batches  # a new order each epoch
+    assert list(LengthBucketSampler(dataset.lengths, batch_size=4, shuffle=True, seed=1)) == batches  # seeded
+    ordered = LengthBucketSampler(dataset.lengths, batch_size=4, shuffle=False)
+    assert list(ordered) == list(ordered)
+
+
+def test_loader_yields_whole_index_batches(dataset):
+    seen = []
+    for letters, lengths, labels in make_loader(dataset, batch_size=8, shuffle=False):
+        assert letters.dtype == torch.long and letters.shape == (len(labels), int(lengths[0]))
+        assert (lengths == lengths[0]).all()
+        seen += labels.tolist()
+    assert sorted(seen) == sorted(i % 5 for i in range(len(dataset)))
+
+
+# --- the data of one run ---
+
+def test_surname_data_labels_record_and_rebuild(tiny_tsv):
+    data = SurnameData.build(tiny_tsv, 0.25, 0.25, seed=0)
+    assert data.countries == TINY_COUNTRIES
+    assert [data.countries[label] for label in data.labels] == [s.country for s in data.samples]
+    assert (len(data.split.train), len(data.split.val), len(data.split.test)) == (24, 12, 12)
+    assert data.class_shares("test").tolist() == pytest.approx([1 / 3] * 3)
+    record = data.record()
+    assert record == {"file": "tiny.tsv", "sha256": data.sha256, "seed": 0, "val_fraction": 0.25, "test_fraction": 0.25}
+    assert str(tiny_tsv.parent) not in str(record)  # a record names the data, never where it lay
+    assert SurnameData.from_record(record, tiny_tsv).split == data.split
+    assert SurnameData.build(tiny_tsv, 0.25, 0.25, seed=1).split != data.split
+
+
+def test_from_record_refuses_other_data(tiny_tsv, tmp_path):
+    record = SurnameData.build(tiny_tsv, 0.25, 0.25, seed=0).record()
+    rows = [(name, country) for country, names in TINY.items() for name in names]
+    other = write_tiny(tmp_path / "other.tsv", rows[:-1] + [("Greene", "English")])  # one row differs
+    with pytest.raises(DataError, match="not the data this checkpoint was trained on .*--split-data"):
+        SurnameData.from_record(record, other)
+    with pytest.raises(DataError, match="not the data this checkpoint was trained on"):
+        SurnameData.from_record(record)  # the embedded data set is not the tiny one
+    two_rows = write_tiny(tmp_path / "two.tsv", [("Ivanov", "Russian"), ("Smith", "English")])
+    with pytest.raises(DataError, match="not the data this checkpoint was trained on"):  # not "too few names"
+        SurnameData.from_record(record, two_rows)
+
+
+def test_dataset_dedupe_keeps_each_distinct_name_and_country_once(tmp_path):
+    rows = [(name, country) for country, names in TINY.items() for name in names]
+    rows += [(name, "Russian") for name in TINY["Russian"]] * 2  # every Russian row three times
+    data = SurnameData.build(write_tiny(tmp_path / "dup.tsv", rows), 0.25, 0.25, 0)
+    full, deduped = data.dataset("train", ALPHA), data.dataset("train", ALPHA, dedupe=True)
+    russian = TINY_COUNTRIES.index("Russian")
+    assert len(full) == 8 * 3 + 8 * 2 and len(deduped) == 24
+    assert (deduped.labels == russian).sum() == 8 and (full.labels == russian).sum() == 24
+    assert data.countries_by_name("train")[data.names[data.split.train[0]]] in (["English"], ["Japanese"], ["Russian"])

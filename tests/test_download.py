@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from utils.data import load_samples, resolve_data
-from utils.download import fetch_names
+from tools.download_data import fetch_names
+from utils.data import load_samples
 from utils.errors import DataError
 
 
@@ -37,17 +37,14 @@ def test_fetch_extracts_only_the_names_files(archive_server, tmp_path):
         ("Papadopoulos", "Greek"), ("Nakamura", "Japanese"), ("Tanaka", "Japanese")]
 
 
-def test_default_location_is_downloaded_once(archive_server, tmp_path):
+def test_the_archive_is_downloaded_once(archive_server, tmp_path):
     dest = tmp_path / "data" / "names"
-    assert resolve_data(dest, dest, f"{archive_server}/data.zip") == dest
+    fetch_names(f"{archive_server}/data.zip", dest)
     assert (tmp_path / "data" / "data.zip").is_file()
-    # a second call finds the data and never touches the network
-    assert resolve_data(dest, dest, "http://127.0.0.1:9/unreachable.zip") == dest
-
-
-def test_a_missing_non_default_path_is_not_downloaded(tmp_path):
-    with pytest.raises(DataError, match="--data"):
-        load_samples(resolve_data(tmp_path / "mine.tsv", tmp_path / "names", "http://127.0.0.1:9/x.zip"))
+    (dest / "Greek.txt").unlink()
+    # a second call unpacks the archive it already has and never touches the network
+    fetch_names("http://127.0.0.1:9/unreachable.zip", dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["Greek.txt", "Japanese.txt"]
 
 
 def test_offline_gives_one_clear_line_and_leaves_nothing_behind(tmp_path):

@@ -20,11 +20,13 @@ class FakeServer:
     """Answers POST /v1/chat/completions like a model that knows TINY, and keeps every request body.
 
     `script` holds the next responses to give, as (status, body dict or raw text, headers), ("sleep",
-    seconds) before a normal answer, or None for a normal answer; `answer` makes the model say something else.
+    seconds) before a normal answer, ("hang",): no answer until the test ends, or None for a normal
+    answer; `answer` makes the model say something else.
     """
 
     def __init__(self):
         self.requests, self.script, self.lock = [], [], threading.Lock()
+        self.release = threading.Event()  # set when the test ends: hung requests give up
         self.answer = lambda name: KNOWN.get(name, "English")
         server = self
 
@@ -32,8 +34,12 @@ class FakeServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:
-                    server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                    server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
+                                            "time": time.monotonic()})
                     step = server.script.pop(0) if server.script else None
+                if step and step[0] == "hang":
+                    server.release.wait()
+                    return
                 if step and step[0] == "sleep":
                     time.sleep(step[1])
                     step = None
@@ -69,27 +75,28 @@ class FakeServer:
 @pytest.fixture
 def server():
     fake = FakeServer()
-    thread = threading.Thread(target=fake.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=fake.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield fake
+    fake.release.set()
     fake.httpd.shutdown()
     fake.httpd.server_close()
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tiny_checkpoint):
-    from utils.checkpoint import load_checkpoint
+    from utils.checkpoint import load
 
-    return load_checkpoint(tiny_checkpoint)
+    return load(tiny_checkpoint)
 
 
-def classifier(server, checkpoint, tmp_path, **overrides):
+def classifier(server, checkpoint, tmp_path, data=None, **overrides):
     from llm.classify import LLMClassifier
 
     settings = {"model": "test-model", "base_url": server.url, "cache_dir": str(tmp_path / "cache"),
                 "timeout": 5.0, "max_retries": 0, **overrides}
     cfg = replace(LLMConfig(), **settings)
-    return LLMClassifier.from_checkpoint(checkpoint, cfg, api_key="sk-test")
+    return LLMClassifier.from_checkpoint(checkpoint, cfg, data=data, api_key="sk-test")
 
 
 def test_request_carries_model_messages_and_the_exact_country_list(server, checkpoint, tmp_path):
@@ -107,18 +114,16 @@ def test_request_carries_model_messages_and_the_exact_country_list(server, check
         assert schema["properties"][name]["enum"] == list(checkpoint["countries"]) == sorted(TINY)
 
 
-def test_few_shot_examples_come_from_the_training_split_only(server, checkpoint, tmp_path):
-    from utils.split import grouped_split
+def test_few_shot_examples_come_from_the_training_split_only(server, checkpoint, tiny_checkpoint_data, tmp_path):
+    from utils.data import SurnameData
 
-    names = [name for country in sorted(TINY) for name in TINY[country]]  # the checkpoint's rows, in file order
-    labels = [sorted(TINY).index(country) for country in sorted(TINY) for _ in TINY[country]]
-    info = checkpoint["split"]
-    split = grouped_split(names, labels, info["val_fraction"], info["test_fraction"], info["seed"])
+    data = SurnameData.from_record(checkpoint["data"], tiny_checkpoint_data)  # the checkpoint's split, rebuilt
+    names, split = data.names, data.split
     train = {names[r] for r in split.train}
     held_out = {names[r] for r in split.val + split.test}
 
-    clf = classifier(server, checkpoint, tmp_path, shots=5)
-    assert clf.examples == classifier(server, checkpoint, tmp_path, shots=5).examples  # reproducible
+    clf = classifier(server, checkpoint, tmp_path, tiny_checkpoint_data, shots=5)
+    assert clf.examples == classifier(server, checkpoint, tmp_path, tiny_checkpoint_data, shots=5).examples
     clf.classify([names[r] for r in split.test])
     shown_sets = []
     for request in server.requests:
@@ -140,7 +145,7 @@ def test_answer_outside_the_list_is_no_answer(server, checkpoint, tmp_path):
     assert answers[1].country == "English"
 
 
-def test_batches_and_cache(server, checkpoint, tmp_path):
+def test_batches_and_cache(server, checkpoint, tiny_checkpoint_data, tmp_path):
     names = TINY["Japanese"] + TINY["Russian"]
     clf = classifier(server, checkpoint, tmp_path, batch_size=5, workers=2)
     first = clf.classify(names + ["Tanaka"])  # a repeated name is asked once
@@ -153,7 +158,7 @@ def test_batches_and_cache(server, checkpoint, tmp_path):
     again = classifier(server, checkpoint, tmp_path, batch_size=5).classify(names)  # a new run, same prompt
     assert len(server.requests) == 7 and all(a.cached for a in again)
     assert [a.country for a in again] == [a.country for a in first[:-1]]
-    classifier(server, checkpoint, tmp_path, shots=1).classify(names[:2])  # another prompt is asked anew
+    classifier(server, checkpoint, tmp_path, tiny_checkpoint_data, shots=1).classify(names[:2])  # another prompt
     assert len(server.requests) == 8
 
 
@@ -224,7 +229,8 @@ def test_evaluate_llm_end_to_end(server, checkpoint, tmp_path):
     assert result["tokens"] == result["tokens_this_run"] == 300 and result["from_cache"] == 0
     assert result["seconds_per_name"] > 0
     again = evaluate_llm(classifier(server, checkpoint, tmp_path, batch_size=3), names, y_true, progress=False)
-    assert again["tokens"] == 300 and again["tokens_this_run"] == 0 and again["from_cache"] == 8
+    assert again["y_pred"] == result["y_pred"] and again["from_cache"] == 7  # "Martian" was not cached: asked again
+    assert again["tokens_this_run"] == 100 and again["tokens"] == round(300 - 100 / 3 + 100)
     assert seeded_subset(list(range(100)), 10, 0) == seeded_subset(list(range(100)), 10, 0) != list(range(10))
 
 
@@ -238,12 +244,13 @@ def run_predict(*args, env):
                           cwd=ROOT.parent, env=env, timeout=300)
 
 
-def test_predict_cli_llm(server, tiny_checkpoint, tmp_path):
-    common = ["--checkpoint", str(tiny_checkpoint), "--llm-cache", str(tmp_path / "cache"), "--backend", "llm"]
+def test_predict_cli_llm(server, tiny_checkpoint, tiny_checkpoint_data, tmp_path):
+    common = ["--checkpoint", str(tiny_checkpoint), "--llm-cache", str(tmp_path / "cache"), "--backend", "llm",
+              "--data", str(tiny_checkpoint_data)]
     server.answer = lambda name: "Klingon" if name == "Smith" else KNOWN[name]
     result = run_predict("nakamura", "Smith", "--shots", "2", *common,
                          env=cli_env(OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a name without an answer
     assert result.stdout == "nakamura\tJapanese\nSmith\tno answer\n"
     assert "answered 'Klingon' for 'Smith'" in result.stderr
     assert len(server.requests[0]["body"]["messages"]) == 4  # two shots
@@ -252,7 +259,7 @@ def test_predict_cli_llm(server, tiny_checkpoint, tmp_path):
     assert no_key.returncode != 0 and no_key.stderr.strip().splitlines() == [
         "error: no API key: set OPENAI_API_KEY (a local server accepts any value, e.g. OPENAI_API_KEY=local)"]
     topk = run_predict("Sato", *common, "--topk", "3", env=cli_env(OPENAI_API_KEY="local"))
-    assert topk.returncode == 2 and "--topk is for the rnn backend" in topk.stderr
+    assert topk.returncode == 2 and "--topk is for a trained model" in topk.stderr
     assert len(server.requests) == 1
 
 
@@ -268,17 +275,17 @@ def test_rnn_backend_does_not_import_openai(tiny_checkpoint):
     assert result.stdout.splitlines()[-1] == "False False"  # neither the client nor the backend behind the flags
 
 
-def test_evaluate_cli_llm_side_by_side_with_the_rnn(server, tiny_checkpoint, tmp_path):
-    from utils.checkpoint import load_checkpoint
-    from utils.prepare import recorded_split
+def test_evaluate_cli_llm_side_by_side_with_the_rnn(server, tiny_checkpoint, tiny_checkpoint_data, tmp_path):
+    from utils.checkpoint import load
+    from utils.data import SurnameData
 
-    data, split = recorded_split(load_checkpoint(tiny_checkpoint)["split"])
-    test_names = {data.names[r] for r in split.test}
+    data = SurnameData.from_record(load(tiny_checkpoint)["data"], tiny_checkpoint_data)
+    test_names = {data.names[r] for r in data.split.test}
     server.answer = lambda name: "Atlantis" if name == sorted(test_names)[0] else KNOWN[name]
     result = subprocess.run(
         [sys.executable, str(ROOT / "evaluate.py"), "--checkpoint", str(tiny_checkpoint), "--backend", "llm",
          "--limit", "6", "--shots", "1", "--llm-model", "test-model", "--llm-cache", str(tmp_path / "cache"),
-         "--out", str(tmp_path), "--json"],
+         "--split-data", str(tiny_checkpoint_data), "--out", str(tmp_path), "--json"],
         capture_output=True, text=True, cwd=ROOT.parent, timeout=300,
         env=cli_env(OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url))
     assert result.returncode == 0, result.stderr

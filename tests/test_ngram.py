@@ -7,8 +7,11 @@ import torch
 from config.config import ALPHABET
 from models.ngram import SMOOTHINGS, NgramArgs, NgramModel, case_fold_table
 from tests.conftest import TINY
-from utils.dataset import encode_names
-from utils.text import Alphabet
+from utils.data import Alphabet
+
+
+def encode_names(names: list[str], alphabet: Alphabet):
+    return alphabet.encode_many(names)
 
 # A toy corpus over the alphabet "ab" (letters a=0, b=1, unknown=2): country 0 has "ab" and "a", country 1 "b".
 # The symbols a name can continue with, W = {a, b, unknown, EOS}: |W| = 4.
