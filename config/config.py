@@ -34,6 +34,9 @@ class TrainConfig:
     num_layers: int = option(1, "rnn/lstm/gru: stacked recurrent layers")
     bidirectional: bool = option(True, "rnn/lstm/gru: read names in both directions")
     ngram_order: int = option(4, "ngram: letters per n-gram, the predicted one included (Kneser-Ney smoothed)")
+    n_layer: int = option(3, "transformer: attention blocks")
+    n_head: int = option(4, "transformer: attention heads per block")
+    n_embd: int = option(64, "transformer: width of the letter and position embeddings")
     dropout: float = option(0.3, "dropout before the output layer (and between stacked layers)")
     letter_dropout: float = option(0.2, "share of letters hidden (read as unknown) while training, so no single "
                                         "letter decides")

@@ -14,6 +14,7 @@ import torch.nn as nn
 from models.mix import MixArgs, MixModel
 from models.ngram import NgramArgs, NgramModel, case_fold_table
 from models.rnn import RNNArgs, RNNClassifier
+from models.transformer import CharTransformer, TransformerArgs
 
 
 def recurrent(cell: str):
@@ -21,7 +22,8 @@ def recurrent(cell: str):
                                  "bidirectional": cfg.bidirectional, "dropout": cfg.dropout}
 
 
-# family name -> (args dataclass, module class, the args it takes from the config and the alphabet's letters)
+# family name -> (args dataclass, the module class (called with the args), the args it takes from the config and
+# the alphabet's letters)
 FAMILIES = {
     "rnn": (RNNArgs, RNNClassifier, recurrent("rnn")),
     "lstm": (RNNArgs, RNNClassifier, recurrent("lstm")),
@@ -29,8 +31,10 @@ FAMILIES = {
     # exact Bayes over the rows it counts (prior power 1): --posthoc-adjust moves it towards equal countries
     "ngram": (NgramArgs, NgramModel, lambda cfg, letters: {"order": cfg.ngram_order, "prior_power": 1.0,
                                                            "fold": case_fold_table(letters)}),
+    "transformer": (TransformerArgs, CharTransformer, lambda cfg, letters: {
+        "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "dropout": cfg.dropout}),
     # trained members combined after training (train.py --model gru+ngram); not trained by itself
-    "mix": (MixArgs, MixModel, None),
+    "mix": (MixArgs, lambda args: MixModel(args, build_model), None),
 }
 
 

@@ -21,10 +21,10 @@ class MixArgs:
 
 
 class MixModel(nn.Module):
-    def __init__(self, args: MixArgs):
+    def __init__(self, args: MixArgs, build_model):
+        """`build_model(family, args dict)` builds each member: the registry's, passed in so that this module
+        needs nothing from it."""
         super().__init__()
-        from models import build_model  # the registry imports this module
-
         if len(args.members) != len(args.weights) or len(args.members) < 2:
             raise ValueError("a mix needs two or more members, and one weight for each")
         if any(m["family"] == "mix" for m in args.members):
