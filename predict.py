@@ -7,16 +7,20 @@
     python predict.py Garcia --prior my_customers.json   # the class mix of your own population
     python predict.py Smith --min-probability 0.6        # answer "unknown" below 60%
     python predict.py Nakamura --explain        # which letters drove the answer
+    python predict.py --input people.csv --column surname --output out.csv --workers 2   # a table, streamed
     python predict.py Nakamura --checkpoint save_model/gru_classification_best.bin save_model/ngram_classification_best.bin
                                                 # several models predict together (mean probability)
     python predict.py lucy --backend llm --shots 5   # ask a chat model instead (needs OPENAI_API_KEY)
 
 The model is the newest finished run's best checkpoint in save_model/ unless --checkpoint says;
 which one is used is said on stderr. A name that cannot be classified gets one line on stderr
-and the exit code is 1; the other names are still answered.
+and the exit code is 1; the other names are still answered. With --input, every row of a CSV/TSV
+(or Parquet) file is copied to --output with country, probability and error columns added
+(utils/tables.py); a row whose name cannot be classified says why in its error column.
 """
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -26,7 +30,12 @@ from utils.errors import UserError, run_script
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="+", help="surnames to classify; '-' reads one name per line from stdin")
+    parser.add_argument("names", nargs="*", help="surnames to classify; '-' reads one name per line from stdin")
+    parser.add_argument("--input", type=Path, default=None, help="classify a column of this CSV/TSV/Parquet file")
+    parser.add_argument("--column", default=None, help="with --input: the column holding the names")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="with --input: the file to write (its rows, plus country, probability and error)")
+    parser.add_argument("--workers", type=int, default=1, help="with --input: processes running the model (default: 1)")
     parser.add_argument("--topk", type=int, default=1, help="print the K likeliest countries with probabilities")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
@@ -47,6 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error("--topk must be at least 1")
+    if args.input is None and (not args.names or args.column or args.output):
+        parser.error("give names to classify, or --input FILE --column NAME --output FILE")
+    if args.input is not None and (args.names or not args.column or not args.output or args.backend == "llm"
+                                   or args.explain or args.json):
+        parser.error("--input needs --column and --output, and no names, --json, --explain nor --backend llm")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.backend == "llm" and args.topk > 1:
         parser.error("--topk is for a trained model: the language model names one country and gives no probabilities")
     if args.shots < 0 or args.threads < 0:
@@ -96,7 +112,7 @@ def checkpoints(args) -> list[Path]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    names = read_names(args.names)
+    names = read_names(args.names) if args.input is None else []
     import torch  # after argument errors are out of the way
 
     from models.predictor import Predictor
@@ -110,6 +126,8 @@ def main(argv=None) -> int:
         return predict_llm(args, names)
     predictor = Predictor.from_checkpoints(checkpoints(args), device=device)
     predictor.set_prior(read_prior(args.prior, predictor.countries))
+    if args.input is not None:
+        return predict_table(args, predictor)
     valid, failed = classifiable(names)
     for p in predictor.predict([name for name, _ in valid], topk=args.topk):
         if p.unknown_chars:
@@ -134,6 +152,18 @@ def main(argv=None) -> int:
                 f"{letter}{effect:+.2f}" for letter, effect in explanation) + ")"
         print(line)
     return 1 if failed else 0
+
+
+def predict_table(args: argparse.Namespace, predictor) -> int:
+    """Classify --column of --input into --output; the summary on stderr. Rows whose name cannot be
+    classified are not a failure of the file: their error column says why."""
+    from utils.tables import classify_file
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill`: unwind, so no temp file is left
+    summary = classify_file(args.input, args.output, args.column, predictor, topk=args.topk, workers=args.workers,
+                            threads=args.threads)
+    print(summary, file=sys.stderr)
+    return 0
 
 
 def predict_llm(args: argparse.Namespace, names: list[str]) -> int:

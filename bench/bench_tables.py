@@ -1,0 +1,160 @@
+"""Throughput and peak memory of `predict.py --input FILE` against the old `predict.py - < names.txt`, in one run.
+
+    python bench/bench_tables.py --checkpoint save_model/gru_classification_best.bin
+    python bench/bench_tables.py --checkpoint CK --rows 1000000 5000000 --workers 1 2 --baseline-rows 200000
+
+Writes synthetic CSVs (id, first name, surname, city, amount) into --dir: surnames drawn from the
+data set's rows (so common ones repeat, as in a real surname column) mixed with --external share
+of made-up, external-looking names drawn from a Zipf-weighted pool, and a few empty or letter-less
+ones. Then runs each command as a child process, one after another (the machine has 2 cores: never
+two measurements at once), and prints a Markdown table: rows, wall seconds of the whole process
+(start-up included), names/s, the ratio to the baseline's names/s, and peak RSS (the process's
+own, from wait4; with --workers also the peak sum over its process tree, sampled every 0.1 s).
+The baseline reads one name per line from stdin, every name held in memory, on --baseline-rows
+names of the same distribution.
+"""
+import argparse
+import csv
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SYLLABLES = ["ka", "lo", "mi", "ren", "zu", "tar", "vel", "qui", "bro", "sen", "dah", "ix", "ou", "nak", "sto",
+             "wen", "gri", "fal", "ody", "pe", "har", "lin", "jo", "bec", "mar", "tsu", "vik", "el", "rho", "dun"]
+FIRST = ["Anna", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Ines", "José", "Kai", "Lena"]
+CITIES = ["Paris", "Osaka", "São Paulo", "New York, NY", "Zürich", "Lagos", "Hanoi", "Perth"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint predict.py loads")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "names.tsv",
+                        help="names.tsv whose names the surnames are drawn from")
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="rows of each table to classify")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="--workers values to measure")
+    parser.add_argument("--threads", type=int, default=1, help="--threads of predict.py (torch threads per process)")
+    parser.add_argument("--baseline-rows", type=int, default=200_000, help="names the stdin baseline classifies")
+    parser.add_argument("--external", type=float, default=0.1, help="share of made-up external-looking surnames")
+    parser.add_argument("--external-pool", type=int, default=100_000, help="distinct made-up surnames to draw from")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/bench_tables"), help="where the tables are written")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def surname_source(data: Path, external: float, pool: int, seed: int):
+    """A function drawing n surnames: data-set rows, made-up names (Zipf-weighted) and a few invalid ones."""
+    rng = random.Random(seed)
+    known = [line.split("\t")[0] for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    made_up = list(dict.fromkeys("".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))).title() for _ in range(pool)))
+    weights = [1 / (i + 1) for i in range(len(made_up))]
+
+    def draw(n: int) -> list[str]:
+        n_external = int(n * external)
+        names = rng.choices(known, k=n - n_external) + rng.choices(made_up, weights, k=n_external)
+        for i in rng.sample(range(n), k=n // 1000):  # 0.1% unclassifiable
+            names[i] = rng.choice(["", "123", "  ", "?!"])
+        rng.shuffle(names)
+        return names
+
+    return draw, rng
+
+
+def write_table(path: Path, rows: int, draw, rng) -> None:
+    if path.exists():
+        return
+    temp = path.with_suffix(".partial")
+    with open(temp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "first_name", "surname", "city", "amount"])
+        for start in range(0, rows, 100_000):
+            names = draw(min(100_000, rows - start))
+            writer.writerows((start + i, rng.choice(FIRST), name, rng.choice(CITIES), f"{rng.random() * 1000:.2f}")
+                             for i, name in enumerate(names))
+    os.replace(temp, path)
+
+
+def tree_rss_kib(root: int) -> int:
+    """Sum of VmRSS over `root` and its descendants, from /proc."""
+    children, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def measure(command: list[str], stdin_path: Path | None = None, ok=(0,)) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS KiB of the process or its largest descendant, peak tree RSS KiB) of one run."""
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    stderr_file = tempfile.TemporaryFile()  # a pipe could fill up with warnings and stall the child
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdin=stdin, stdout=subprocess.DEVNULL, stderr=stderr_file, cwd=ROOT)
+    peak_tree = 0
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        peak_tree = max(peak_tree, tree_rss_kib(child.pid))
+        time.sleep(0.1)
+    wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stderr_file.seek(0)
+    stderr = stderr_file.read().decode(errors="replace")
+    if child.returncode not in ok:
+        sys.exit(f"error: {' '.join(command)} failed ({child.returncode}): {stderr.strip().splitlines()[-1:]}")
+    return wall, usage.ru_maxrss, max(peak_tree, usage.ru_maxrss)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    draw, rng = surname_source(args.data, args.external, args.external_pool, args.seed)
+    predict = [sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(args.checkpoint),
+               "--threads", str(args.threads)]
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+
+    names_txt = args.dir / f"names_{args.baseline_rows}.txt"
+    if not names_txt.exists():
+        names_txt.write_text("".join(f"{n}\n" for n in draw(args.baseline_rows)), encoding="utf-8")
+    wall, rss, _ = measure(predict + ["-"], stdin_path=names_txt, ok=(0, 1))  # 1: some names had no letters
+    baseline = args.baseline_rows / wall
+    results = [(f"`predict.py - < names.txt` (baseline)", args.baseline_rows, wall, baseline, rss, rss)]
+    print(f"baseline: {baseline:,.0f} names/s, {rss / 1024:.0f} MiB", flush=True)
+
+    for rows in args.rows:
+        table = args.dir / f"table_{rows}.csv"
+        write_table(table, rows, draw, rng)
+        for workers in args.workers:
+            out = args.dir / f"out_{rows}_{workers}.csv"
+            wall, rss, tree = measure(predict + ["--input", str(table), "--column", "surname", "--output", str(out),
+                                                 "--workers", str(workers)])
+            out.unlink()
+            results.append((f"`predict.py --input` --workers {workers}", rows, wall, rows / wall, rss, tree))
+            print(f"{rows:,} rows, {workers} worker(s): {rows / wall:,.0f} names/s, {rss / 1024:.0f} MiB", flush=True)
+
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}\n")
+    print("| command | names | wall s | names/s | x baseline | peak RSS MiB (process) | peak RSS MiB (tree) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for what, n, wall, rate, rss, tree in results:
+        print(f"| {what} | {n:,} | {wall:.1f} | {rate:,.0f} | {rate / baseline:.1f} | {rss / 1024:.0f} "
+              f"| {tree / 1024:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

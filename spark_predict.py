@@ -1,0 +1,94 @@
+"""Classify a surname column of a Parquet (or CSV) data set on a Spark cluster; writes Parquet (or CSV).
+
+    # on a cluster: every node has the pip requirements (requirements.txt + requirements-spark.txt),
+    # the project's code is shipped by the script itself, the checkpoint is read on the driver and broadcast
+    spark-submit --master yarn --deploy-mode client --num-executors 20 --executor-cores 4 \\
+        --conf spark.sql.execution.arrow.maxRecordsPerBatch=50000 \\
+        spark_predict.py --input hdfs:///data/people.parquet --column surname \\
+        --output hdfs:///data/people_countries.parquet --checkpoint save_model/gru_classification_best.bin
+
+    # on this machine, two cores
+    python spark_predict.py --input people.parquet --column surname --output out.parquet --master "local[2]"
+
+Adds country, probability (country_2, probability_2, ... with --topk K) and error columns, as
+`predict.py --input` does, with the same Predictor (utils/spark.py). The output is written by
+Spark's committer: a folder of part files that appears whole at the end (`_SUCCESS` marks it
+complete). --format csv reads and writes CSV with a header instead.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from utils.errors import UserError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="the Parquet (or CSV) data set to classify; any Spark path")
+    parser.add_argument("--column", required=True, help="the column holding the names")
+    parser.add_argument("--output", required=True, help="where to write the result (a folder of part files)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint file on the driver (default: newest *_classification_best.bin in save_model/)")
+    parser.add_argument("--topk", type=int, default=1, help="also the 2nd..K-th likeliest countries")
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="input and output format")
+    parser.add_argument("--mode", choices=["error", "overwrite"], default="error",
+                        help="when the output exists: error (default) or overwrite")
+    parser.add_argument("--master", default=None, help="Spark master when not run by spark-submit, e.g. local[2]")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per Python worker (one task per core)")
+    parser.add_argument("--batch-rows", type=int, default=50_000, help="rows per Arrow batch handed to the model")
+    args = parser.parse_args(argv)
+    if args.topk < 1 or args.batch_rows < 1 or args.threads < 0:
+        parser.error("--topk and --batch-rows must be at least 1, --threads at least 0")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from utils.checkpoint import default_checkpoint
+
+    checkpoint = args.checkpoint or default_checkpoint()
+    if not checkpoint.is_file():
+        raise UserError(f"{checkpoint}: no such checkpoint; run `python train.py` first")
+    try:
+        from pyspark.sql import SparkSession
+        from pyspark.errors import AnalysisException
+    except ImportError:
+        raise UserError("Spark needs pyspark: pip install -r requirements-spark.txt") from None
+    from utils.spark import classify_dataframe
+
+    builder = SparkSession.builder.appName("surname-countries")
+    if args.master:  # run from here: the workers use this Python (with spark-submit, set PYSPARK_PYTHON)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.master(args.master)
+    spark = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows)).getOrCreate()
+    try:
+        reader = spark.read.option("header", True) if args.format == "csv" else spark.read
+        try:
+            df = reader.format(args.format).load(args.input)
+        except AnalysisException as e:
+            raise UserError(f"{args.input}: cannot read it as {args.format} ({str(e).splitlines()[0]})") from None
+        if args.column not in df.columns:
+            raise UserError(f"{args.input}: no column {args.column!r}; the columns are {', '.join(df.columns)}")
+        out = classify_dataframe(df, args.column, checkpoint, topk=args.topk, threads=args.threads)
+        writer = out.write.mode(args.mode)
+        if args.format == "csv":
+            writer = writer.option("header", True)
+        try:
+            writer.format(args.format).save(args.output)
+        except AnalysisException as e:
+            raise UserError(f"{args.output}: {str(e).splitlines()[0]}") from None
+    finally:
+        spark.stop()
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,213 @@
+"""Classifying a column of a table file (utils/tables.py, predict.py --input): rows, order, errors, atomicity."""
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import pytest
+
+from models.predictor import Predictor
+from tests.conftest import ROOT, run_script
+from utils.errors import UserError
+from utils.tables import classify_file
+
+# a BOM, CRLF line ends, commas and quotes inside fields, a line break inside a quoted field, a blank
+# line, an empty, a letter-less and a non-ASCII name, a short and a long row
+AWKWARD_CSV = ('\ufeffid,surname,note\r\n'
+               '1,Nakamura,"Tokyo, Japan"\r\n'
+               '2,,empty\r\n'
+               '3,123,digits only\r\n'
+               '\r\n'
+               '4,"O\'Brien ""Jr""","two\r\nlines"\r\n'
+               '5,Müller,"say ""hi"""\r\n'
+               '6,Ivanov\r\n'
+               '7,Smith,a,b\r\n'
+               '8,Tanaka,last\r\n')
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint) -> Predictor:
+    return Predictor.from_checkpoint(tiny_checkpoint)
+
+
+def read_csv(path, delimiter=",") -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.reader(f, delimiter=delimiter))
+
+
+def test_csv_round_trip_keeps_every_row_in_order_with_its_columns(tmp_path, predictor):
+    source = tmp_path / "in.csv"
+    source.write_bytes(AWKWARD_CSV.encode("utf-8"))
+    summary = classify_file(source, tmp_path / "out.csv", "surname", predictor, topk=2, chunk_rows=3, progress=False)
+
+    rows = read_csv(tmp_path / "out.csv")
+    expected = [row for row in csv.reader(io.StringIO(AWKWARD_CSV[1:], newline="")) if row]
+    assert rows[0] == ["id", "surname", "note", "country", "probability", "country_2", "probability_2", "error"]
+    assert len(rows) == len(expected) == 9
+    for row, given in zip(rows[1:], expected[1:]):  # every row once, in order, its fields untouched
+        assert row[:3] == (given + ["", ""])[:3]  # (a short row padded, a long one cut to the header)
+    assert rows[4][1:3] == ["O'Brien \"Jr\"", "two\r\nlines"] and rows[5][1:3] == ["Müller", 'say "hi"']
+
+    by_id = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    assert by_id["2"]["error"] == "empty name ''" and by_id["3"]["error"] == "name '123' has no letters"
+    assert by_id["6"]["error"] == "row has 2 fields, the header 3: not classified" and by_id["6"]["note"] == ""
+    assert by_id["7"]["error"].startswith("row has 4 fields")
+    for bad in "2367":
+        assert [by_id[bad][c] for c in ("country", "probability", "country_2", "probability_2")] == ["", "", "", ""]
+    for good, name in [("1", "Nakamura"), ("4", "O'Brien \"Jr\""), ("5", "Müller"), ("8", "Tanaka")]:
+        (answer,) = predictor.predict([name], topk=2)
+        row = by_id[good]
+        assert row["error"] == "" and [row["country"], row["country_2"]] == [c for c, _ in answer.top]
+        assert float(row["probability"]) == pytest.approx(answer.top[0][1], abs=2e-6)
+        assert float(row["probability_2"]) == pytest.approx(answer.top[1][1], abs=2e-6)
+    assert (summary.rows, summary.classified, summary.errors) == (8, 4, 4)
+
+
+def test_workers_write_the_same_file_as_one_process(tmp_path, predictor, tiny_checkpoint):
+    names = ["Nakamura", "Ivanov", "", "Smith", "Kobayashi", "Petrov", "x1", "Müller", "Tanaka"] * 40
+    source = tmp_path / "in.csv"
+    with open(source, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["n", "name"]] + [[i, name and f"{name}{'son' * (i % 3)}"]
+                                                         for i, name in enumerate(names)])
+    one = classify_file(source, tmp_path / "one.csv", "name", predictor, chunk_rows=25, progress=False)
+    two = classify_file(source, tmp_path / "two.csv", "name", predictor, chunk_rows=25, workers=2,
+                        progress=False)
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert one.rows == two.rows == len(names) and one.errors == two.errors == 40
+
+
+def test_tsv_in_tsv_out_and_a_sniffed_delimiter(tmp_path, predictor):
+    (tmp_path / "in.tsv").write_text("surname\tcity\nTanaka\tOsaka, Japan\nIvanov\t\n", encoding="utf-8")
+    classify_file(tmp_path / "in.tsv", tmp_path / "out.tsv", "surname", predictor, progress=False)
+    rows = read_csv(tmp_path / "out.tsv", "\t")
+    assert [row[:2] for row in rows] == [["surname", "city"], ["Tanaka", "Osaka, Japan"], ["Ivanov", ""]]
+    assert rows[1][2] == predictor.predict(["Tanaka"])[0].country
+
+    (tmp_path / "in.txt").write_text("id;surname\n1;Tanaka\n2;Ivanov\n", encoding="utf-8")
+    classify_file(tmp_path / "in.txt", tmp_path / "out.txt", "surname", predictor, progress=False)
+    assert [row[:2] for row in read_csv(tmp_path / "out.txt", ";")] == [["id", "surname"], ["1", "Tanaka"],
+                                                                        ["2", "Ivanov"]]
+
+
+def test_memory_stays_flat_as_the_file_grows(tmp_path, predictor):
+    """Peak Python memory of a 4x longer file is about the same: rows are streamed, not held."""
+    peaks = []
+    for rows in (5_000, 20_000):
+        source = tmp_path / f"in_{rows}.csv"
+        with open(source, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows([["id", "name", "pad"]] + [[i, ("Sato", "Popov", "Green")[i % 3], "x" * 50]
+                                                              for i in range(rows)])
+        tracemalloc.start()
+        classify_file(source, tmp_path / f"out_{rows}.csv", "name", predictor, chunk_rows=1_000, progress=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_parquet_round_trip_and_a_clear_error_without_pyarrow(tmp_path, predictor, monkeypatch):
+    pa = pytest.importorskip("pyarrow", reason="pip install -r requirements-spark.txt (CI does)")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": [1, 2, 3, 4], "surname": ["Tanaka", None, "Ivanov", "?"]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    summary = classify_file(tmp_path / "in.parquet", tmp_path / "out.parquet", "surname", predictor, chunk_rows=3,
+                            progress=False)
+    out = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    assert out["id"] == [1, 2, 3, 4] and out["surname"] == ["Tanaka", None, "Ivanov", "?"]
+    assert out["country"][0] == predictor.predict(["Tanaka"])[0].country and out["country"][1] is None
+    assert out["probability"][1] is None and isinstance(out["probability"][2], float)
+    assert out["error"] == [None, "missing name", None, "name '?' has no letters"] and summary.errors == 2
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    with pytest.raises(UserError, match="pip install"):
+        classify_file(tmp_path / "in.parquet", tmp_path / "again.parquet", "surname", predictor, progress=False)
+    assert not (tmp_path / "again.parquet").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"id,name\n1,Tanaka\n", "no column 'surname'; the columns are 'id', 'name'"),
+    (b"", "empty file"),
+    (b"surname\nM\xfcller\n", "not UTF-8"),
+    (b"surname\n" + b"Tanaka\n" * 20_000 + b"M\xfcller\n", "not UTF-8"),  # found mid-file: the temp file goes
+    (b"surname,country\nTanaka,x\n", "already has column(s) country"),
+    (None, "no such file"),
+])
+def test_bad_input_says_why_and_leaves_no_file(tmp_path, predictor, content, message):
+    source = tmp_path / "in.csv"
+    if content is not None:
+        source.write_bytes(content)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        classify_file(source, tmp_path / "out.csv", "surname", predictor, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["in.csv"] if content is not None else [])
+
+
+def test_predict_input_bad_file_is_one_line_without_traceback(tmp_path, tiny_checkpoint):
+    (tmp_path / "in.csv").write_bytes(b"surname\nM\xfcller\n")
+    result = run_script("predict.py", "--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
+                        str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint))
+    assert result.returncode == 1 and result.stderr.startswith("error: ") and "not UTF-8" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
+
+
+def test_predict_input_writes_the_file_and_a_summary(tmp_path, tiny_checkpoint):
+    (tmp_path / "in.csv").write_text("surname\nTanaka\n\n123\n", encoding="utf-8")
+    result = run_script("predict.py", "--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
+                        str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint), "--threads", "1")
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    assert "2 rows, 1 classified, 1 not" in result.stderr
+    assert [row[0] for row in read_csv(tmp_path / "out.csv")] == ["surname", "Tanaka", "123"]
+    result = run_script("predict.py", "--input", str(tmp_path / "in.csv"), "--checkpoint", str(tiny_checkpoint))
+    assert result.returncode == 2 and "--input needs --column and --output" in result.stderr
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 1), (signal.SIGKILL, 1), (signal.SIGTERM, 2)])
+def test_an_interrupted_run_leaves_no_output_file(tmp_path, tiny_checkpoint, sig, workers):
+    source = tmp_path / "big.csv"
+    with open(source, "w", encoding="utf-8", newline="") as f:  # distinct names: every one runs through the model
+        csv.writer(f).writerows([["id", "surname"]] + [[i, f"Name{'abcdefghij'[i % 10]}{i:07d}x"]
+                                                       for i in range(300_000)])
+    out = tmp_path / "out.csv"
+    child = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), "--input", str(source), "--column", "surname",
+                              "--output", str(out), "--checkpoint", str(tiny_checkpoint), "--workers", str(workers)],
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not any(p.name != "big.csv" and p.stat().st_size > 0 for p in tmp_path.iterdir()):  # rows written
+        assert child.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
+        time.sleep(0.05)
+    pool = [pid for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == child.pid]
+    child.send_signal(sig)
+    stderr = child.communicate(timeout=60)[1]
+    assert not out.exists()
+    assert child.returncode == {signal.SIGINT: 130, signal.SIGKILL: -9, signal.SIGTERM: 143}[sig]
+    if sig != signal.SIGKILL:  # a killed process cannot tidy up; the others leave nothing behind
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+        assert "Traceback" not in stderr
+    if sig != signal.SIGKILL:  # the pool's processes end with the run
+        assert len(pool) >= workers if workers > 1 else True
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in pool) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in pool if _alive(pid)]
+
+
+def _stat(pid: str) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _parent(pid: str) -> int:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else -1
+
+
+def _alive(pid: str) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"

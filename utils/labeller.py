@@ -1,0 +1,98 @@
+"""Raw names -> the output columns of a classified table (country, probability, ..., error).
+
+The one place that turns a Predictor's probabilities into table cells, shared by utils/tables.py
+(files, in one process or a pool) and utils/spark.py (Spark partitions), so every path answers
+alike. Surname columns repeat a lot, so answers are kept in a bounded cache keyed by the raw name:
+a repeated name costs one dict look-up instead of normalisation and a model call.
+"""
+import operator
+from collections.abc import Iterable
+from itertools import compress
+
+from utils.errors import InvalidNameError
+from utils.data import check_name
+
+Fields = tuple  # (country, probability, [country_2, probability_2, ...], error) of one name
+
+
+def output_columns(topk: int) -> list[str]:
+    """Names of the columns a classification adds: country, probability, country_2, probability_2, ..., error."""
+    columns = []
+    for k in range(1, topk + 1):
+        suffix = "" if k == 1 else f"_{k}"
+        columns += [f"country{suffix}", f"probability{suffix}"]
+    return columns + ["error"]
+
+
+def error_fields(topk: int, reason: str, text: bool = True) -> Fields:
+    """Empty answers and the reason: the cells of a row whose name cannot be classified."""
+    empty = "" if text else None
+    return (empty,) * (2 * topk) + (reason,)
+
+
+def compute_fields(predictor, names: list[str], topk: int, text: bool = True) -> list[Fields]:
+    """The output cells of each raw name, computed (no cache): one model call for the distinct normalised names.
+
+    text=True gives strings ready for CSV (probability with 6 decimals, "" for none); text=False
+    gives Python values (float probabilities, None for none) for Parquet and Spark.
+    """
+    k = min(topk, len(predictor.countries))
+    fields: list[Fields | None] = [None] * len(names)
+    rows_of: dict[str, list[int]] = {}  # normalised name -> the rows that read as it
+    for i, name in enumerate(names):
+        if name is None:
+            fields[i] = error_fields(topk, "missing name", text)
+            continue
+        try:
+            rows_of.setdefault(check_name(name), []).append(i)
+        except InvalidNameError as e:
+            fields[i] = error_fields(topk, str(e), text)
+    if rows_of:
+        best = predictor.probabilities(list(rows_of)).topk(k, dim=1)  # [D, k]
+        # whole-tensor .tolist() once: per-row tensor access costs microseconds a row
+        padding = ("", "") * (topk - k) if text else (None, None) * (topk - k)
+        for rows, values, indices in zip(rows_of.values(), best.values.tolist(), best.indices.tolist()):
+            cells = []
+            for p, c in zip(values, indices):
+                cells += [predictor.countries[c], f"{p:.6f}" if text else p]
+            answer = (*cells, *padding, "" if text else None)
+            for i in rows:
+                fields[i] = answer
+    return fields
+
+
+class FieldCache:
+    """Raw name -> Fields, at most `size` entries; the oldest entries go first when it is full."""
+
+    def __init__(self, size: int = 200_000):
+        if size < 1:
+            raise ValueError("cache size must be at least 1")
+        self.size, self._fields = size, {}
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def lookup(self, names: list[str]) -> tuple[list[Fields | None], list[str]]:
+        """(cached fields of each name, None where unknown) and the distinct unknown names, in first-seen order."""
+        found = list(map(self._fields.get, names))
+        if None not in found:
+            return found, []
+        return found, list(dict.fromkeys(compress(names, map(operator.not_, found))))  # fields are never empty
+
+    def add(self, names: Iterable[str], fields: Iterable[Fields]) -> None:
+        self._fields.update(zip(names, fields))
+        excess = len(self._fields) - self.size
+        if excess > 0:  # dicts keep insertion order: drop the oldest, a tenth more to evict rarely
+            for name in list(self._fields)[:excess + self.size // 10]:
+                del self._fields[name]
+
+
+def complete(found: list[Fields | None], names: list[str], missing: list[str], computed: list[Fields],
+             cache: FieldCache) -> list[Fields]:
+    """The fields of every name: `found` and `missing` from `cache.lookup(names)`, `computed` the fields of `missing`.
+    The computed fields are remembered in `cache`."""
+    cache.add(missing, computed)
+    if not missing:
+        return found
+    answers = dict(zip(missing, computed))
+    return [f if f is not None else answers[name] for f, name in zip(found, names)]

@@ -1,0 +1,103 @@
+"""Classify a column of a Spark DataFrame with the same Predictor as predict.py, partition by partition.
+
+    from utils.spark import classify_dataframe
+    out = classify_dataframe(spark.read.parquet("people/"), "surname", "save_model/gru_classification_best.bin")
+
+Adds country, probability (country_2, probability_2, ... with topk > 1) and error, as
+utils/tables.py does, through Arrow (DataFrame.mapInArrow: record batches in, record batches
+out, no per-row Python objects beyond the names). The checkpoint is read once on the driver and
+broadcast; each executor's Python worker loads it once and keeps it, with a bounded cache of
+answers, for every task it runs. The project's own code (config, models, utils) is zipped and
+shipped with SparkContext.addPyFile, so executors need only its pip requirements installed.
+"""
+import hashlib
+import tempfile
+import zipfile
+from pathlib import Path
+
+from utils.labeller import FieldCache, complete, compute_fields, output_columns
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("config", "models", "utils")
+_loaded = {}  # per Python worker: checkpoint sha256 -> (Predictor, FieldCache)
+
+
+def project_zip(folder: Path) -> Path:
+    """A zip of the project's packages (the .py files of config, models, utils) in `folder`, for addPyFile."""
+    path = folder / "surname_classifier_code.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in PACKAGES:
+            for source in sorted((ROOT / package).rglob("*.py")):
+                archive.write(source, source.relative_to(ROOT).as_posix())
+    return path
+
+
+def ship_project_code(spark) -> None:
+    """Make config, models and utils importable on the executors (once per SparkContext)."""
+    context = spark.sparkContext
+    if getattr(context, "_surname_code_shipped", False):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="surname_code_"))
+    context.addPyFile(str(project_zip(folder)))
+    context._surname_code_shipped = True
+
+
+def output_schema(schema, topk: int):
+    """The input schema plus the added columns: country* strings, probability* doubles, error string."""
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    taken = sorted(set(schema.names) & set(output_columns(topk)))
+    if taken:
+        raise ValueError(f"the DataFrame already has column(s) {', '.join(taken)}, which the output adds")
+    added = [StructField(name, DoubleType() if name.startswith("probability") else StringType(), True)
+             for name in output_columns(topk)]
+    return StructType(list(schema.fields) + added)
+
+
+def _predictor_and_cache(key: str, broadcast, threads: int):
+    """The worker's Predictor for this broadcast checkpoint, loaded on first use, and its answer cache."""
+    if key not in _loaded:
+        import torch
+
+        from models.predictor import Predictor
+        if threads:
+            torch.set_num_threads(threads)
+        with tempfile.NamedTemporaryFile(suffix=".bin") as f:  # the checkpoint loader reads a file
+            f.write(broadcast.value)
+            f.flush()
+            _loaded[key] = (Predictor.from_checkpoint(f.name), FieldCache())
+    return _loaded[key]
+
+
+def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads: int = 1):
+    """`df` with the output columns added (a lazy DataFrame: nothing runs until it is written or collected).
+
+    A null, empty or letter-less name gets empty answers and the reason in `error`. `threads` are
+    the torch threads of each Python worker (1: Spark already runs one task per core).
+    """
+    import pyarrow as pa
+
+    if column not in df.columns:
+        raise ValueError(f"no column {column!r}; the columns are {', '.join(df.columns)}")
+    if topk < 1:
+        raise ValueError("topk must be at least 1")
+    spark = df.sparkSession
+    ship_project_code(spark)
+    data = Path(checkpoint_path).read_bytes()
+    key, checkpoint = hashlib.sha256(data).hexdigest(), spark.sparkContext.broadcast(data)
+    schema = output_schema(df.schema, topk)
+    added = [pa.field(f.name, pa.float64() if f.name.startswith("probability") else pa.string())
+             for f in schema.fields[len(df.schema.fields):]]
+
+    def classify_batches(batches):
+        predictor, cache = _predictor_and_cache(key, checkpoint, threads)
+        for batch in batches:
+            names = batch.column(column).cast(pa.string()).to_pylist()  # None for a null
+            found, missing = cache.lookup(names)
+            computed = compute_fields(predictor, missing, topk, text=False) if missing else []
+            cells = list(zip(*complete(found, names, missing, computed, cache))) or [[] for _ in added]
+            arrays = batch.columns + [pa.array(list(c), type=f.type) for c, f in zip(cells, added)]
+            yield pa.RecordBatch.from_arrays(arrays, names=schema.names)
+
+    return df.mapInArrow(classify_batches, schema)
+

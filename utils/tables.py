@@ -1,0 +1,290 @@
+"""Classify a column of a table file, streaming: CSV or TSV (stdlib csv), or Parquet (pyarrow, optional).
+
+    from utils.tables import classify_file
+    summary = classify_file("people.csv", "people_countries.csv", "surname", "save_model/gru_classification_best.bin")
+
+The output holds every input row once, in order, with its columns untouched, followed by
+`country`, `probability` (`country_2`, `probability_2`, ... with topk > 1) and `error`: the reason
+a row's name could not be classified (its answers then empty). Rows are read `chunk_rows` at a
+time, so memory stays flat whatever the file's length; with workers > 1 a process pool (each
+process loads the checkpoint once) classifies the chunks' new names while this process reads and
+writes, chunks kept in order. The output is written to a hidden temp file beside the target and
+renamed at the end, so an interrupted run leaves no output file (nor, unless killed outright, a
+temp file).
+"""
+import csv
+import io
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
+from pathlib import Path
+
+from utils.errors import UserError
+from utils.labeller import FieldCache, compute_fields, complete, error_fields, output_columns
+
+DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+PARQUET = (".parquet", ".pq")
+
+
+@dataclass
+class Summary:
+    input: Path
+    output: Path
+    rows: int  # data rows written (blank lines are skipped, not rows)
+    classified: int
+    errors: int  # rows whose name could not be classified; the reason is in their `error` cell
+    computed: int  # distinct names that were not in the cache (normalised and run through the model)
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.output}: {self.rows:,} rows, {self.classified:,} classified, {self.errors:,} not "
+                f"(see their error column); {self.computed:,} distinct names computed; {self.seconds:.1f} s, "
+                f"{self.rows_per_second:,.0f} rows/s")
+
+
+# ---- the model side: in this process, or in each pool process -------------------------------------------
+
+_worker = {}  # the pool process's predictor and settings, set once by _init_worker
+
+
+def _init_worker(predictor, threads: int, topk: int, text: bool) -> None:
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the pool
+
+    if threads:
+        torch.set_num_threads(threads)
+    _worker.update(predictor=predictor, topk=topk, text=text)
+
+
+def _compute_in_worker(names: list[str]) -> list[tuple]:
+    return compute_fields(_worker["predictor"], names, _worker["topk"], _worker["text"])
+
+
+def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, threads: int, cache_size: int):
+    """(rows, fields of each row's name, how many names were computed) for each (rows, names) of `chunks`, in order.
+
+    Names already answered come from a bounded cache; the rest are computed here (workers=1) or in
+    a pool of `workers` processes with at most 2 * workers chunks in flight, so memory stays flat.
+    """
+    cache = FieldCache(cache_size)
+    if workers == 1:
+        for rows, names in chunks:
+            found, missing = cache.lookup(names)
+            computed = compute_fields(predictor, missing, topk, text) if missing else []
+            yield rows, complete(found, names, missing, computed, cache), len(missing)
+        return
+    # spawn, not fork: a forked torch can hang on locks its parent's threads held
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, _init_worker, (predictor, threads, topk, text)) as pool:
+        pending = deque()
+        for rows, names in chunks:
+            found, missing = cache.lookup(names)
+            job = pool.apply_async(_compute_in_worker, (missing,)) if missing else None
+            pending.append((rows, names, found, missing, job))
+            while len(pending) > 2 * workers:
+                yield _finish(pending.popleft(), cache)
+        while pending:
+            yield _finish(pending.popleft(), cache)
+
+
+def _finish(item, cache: FieldCache):
+    rows, names, found, missing, job = item
+    computed = job.get() if job is not None else []
+    return rows, complete(found, names, missing, computed, cache), len(missing)
+
+
+# ---- files ---------------------------------------------------------------------------------------------
+
+def _delimiter(path: Path, sample: str | None = None) -> str:
+    """The field delimiter: by extension (.csv, .tsv, .tab), else sniffed from a sample of the text."""
+    if path.suffix.lower() in DELIMITERS:
+        return DELIMITERS[path.suffix.lower()]
+    if sample is None:
+        raise UserError(f"{path}: cannot tell the table format; name it .csv, .tsv or .parquet")
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    except csv.Error:
+        raise UserError(f"{path}: cannot tell the delimiter; name the file .csv or .tsv") from None
+
+
+def _temp_beside(output: Path) -> Path:
+    return output.parent / f".{output.name}.{os.getpid()}.tmp"
+
+
+def _check_paths(input_path: Path, output_path: Path, column: str) -> None:
+    if not input_path.is_file():
+        raise UserError(f"{input_path}: no such file")
+    if not output_path.parent.is_dir():
+        raise UserError(f"{output_path.parent}: no such folder for the output")
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise UserError(f"{output_path}: the output would replace the input; write it elsewhere")
+    if not column:
+        raise UserError("no column named: say which column holds the names")
+
+
+def _check_header(header: list[str], column: str, topk: int, source: Path) -> int:
+    """Index of `column` in the header; UserError if it is missing or the header already has an output column."""
+    if column not in header:
+        raise UserError(f"{source}: no column {column!r}; the columns are {', '.join(map(repr, header))}")
+    taken = sorted(set(header) & set(output_columns(topk)))
+    if taken:
+        raise UserError(f"{source}: already has column(s) {', '.join(taken)}, which the output adds; rename them")
+    return header.index(column)
+
+
+def classify_file(input_path, output_path, column: str, predictor, topk: int = 1, chunk_rows: int = 20_000,
+                  workers: int = 1, threads: int = 1, progress: bool = True, cache_size: int = 200_000) -> Summary:
+    """Classify `column` of a CSV/TSV (or Parquet) file into `output_path`; see the module docstring.
+
+    `predictor` is a Predictor (sent once to each pool process). `threads` are the
+    torch threads of each pool process (workers > 1); this process keeps its own setting.
+    CSV/TSV in gives CSV/TSV out (the delimiter from the output's extension, else the input's);
+    Parquet in gives Parquet out. UserError for a missing file or column, a malformed or
+    non-UTF-8 file; a name that cannot be classified is never an error of the file.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    _check_paths(input_path, output_path, column)
+    if min(topk, chunk_rows, workers, cache_size) < 1 or threads < 0:
+        raise ValueError("topk, chunk_rows, workers and cache_size must be at least 1, threads at least 0")
+    parquet_in, parquet_out = (p.suffix.lower() in PARQUET for p in (input_path, output_path))
+    if parquet_in != parquet_out:
+        raise UserError("Parquet in, Parquet out: both files must be .parquet, or neither")
+    write = _write_parquet if parquet_in else _write_csv
+    settings = dict(topk=topk, chunk_rows=chunk_rows, workers=workers, threads=threads, cache_size=cache_size,
+                    delimiter=DELIMITERS.get(output_path.suffix.lower()))  # None: the input's
+    temp = _temp_beside(output_path)
+    start = time.perf_counter()
+    try:
+        counts = write(input_path, temp, column, predictor, progress, settings)
+        os.replace(temp, output_path)
+    except BaseException:  # Ctrl-C, SystemExit from SIGTERM, a bad row: no half file, no temp file
+        temp.unlink(missing_ok=True)
+        raise
+    return Summary(input_path, output_path, *counts, seconds=time.perf_counter() - start)
+
+
+def _progress_bar(path: Path, total: int, unit: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, unit_divisor=1024 if unit == "B" else 1000,
+                desc=path.name, file=sys.stderr, mininterval=1.0, disable=not enabled, smoothing=0.1)
+
+
+def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: bool, settings: dict):
+    """Stream the CSV/TSV into `temp`; (rows, classified, errors, computed)."""
+    topk = settings["topk"]
+    raw = open(input_path, "rb")
+    # utf-8-sig drops a BOM; newline="" lets csv read CRLF and line breaks inside quoted fields
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    rows = classified = errors = computed = reader = 0
+    try:
+        with raw, text:
+            sample = text.read(65536)
+            delimiter = _delimiter(input_path, sample)
+            text.seek(0)
+            reader = csv.reader(text, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                raise UserError(f"{input_path}: empty file; expected a header row naming the columns")
+            index = _check_header(header, column, topk, input_path)
+            with open(temp, "x", encoding="utf-8", newline="") as out, \
+                    _progress_bar(input_path, input_path.stat().st_size, "B", progress) as bar:
+                writer = csv.writer(out, delimiter=settings["delimiter"] or delimiter, lineterminator="\n")
+                writer.writerow(header + output_columns(topk))
+                rows, classified, errors, computed = _copy_csv_rows(
+                    reader, writer, len(header), index, predictor, settings, lambda: raw.tell(), bar)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{input_path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
+    except csv.Error as e:
+        raise UserError(f"{input_path}, line {reader.line_num}: {e}") from None
+    return rows, classified, errors, computed
+
+
+def _copy_csv_rows(reader, writer, width: int, index: int, predictor, settings: dict, position, bar):
+    """Read, classify and write every data row; (rows, classified, errors, computed)."""
+    topk = settings["topk"]
+    rows = classified = errors = computed = done = 0
+    chunks = _csv_chunks(reader, width, index, settings["chunk_rows"])
+    labelled = labelled_chunks(chunks, predictor, topk, True, settings["workers"], settings["threads"],
+                               settings["cache_size"])
+    start = time.perf_counter()
+    for (chunk, malformed), fields, missing in labelled:
+        for i, reason in malformed.items():
+            fields[i] = error_fields(topk, reason)
+        bad = sum(map(bool, map(itemgetter(-1), fields)))  # rows with an error
+        deque(map(list.extend, chunk, fields), maxlen=0)  # row.extend(fields) for each row, in C
+        writer.writerows(chunk)
+        rows, errors, computed = rows + len(chunk), errors + bad, computed + missing
+        classified += len(chunk) - bad
+        bar.update(position() - done)
+        done = position()
+        bar.set_postfix_str(f"{rows:,} rows, {rows / (time.perf_counter() - start):,.0f} rows/s", refresh=False)
+    return rows, classified, errors, computed
+
+
+def _csv_chunks(reader, width: int, index: int, chunk_rows: int):
+    """((rows, {row: reason}), names) of `chunk_rows` rows at a time; blank lines skipped. A row with another
+    number of fields than the header is padded or cut to its width and not classified: the reason says why."""
+    while True:
+        chunk = list(islice(reader, chunk_rows))
+        if not chunk:
+            return
+        if not all(chunk):
+            chunk = [row for row in chunk if row]  # blank lines
+        if set(map(len, chunk)) <= {width}:
+            yield (chunk, {}), list(map(itemgetter(index), chunk))
+            continue
+        names, malformed = [], {}
+        for i, row in enumerate(chunk):
+            if len(row) == width:
+                names.append(row[index])
+                continue
+            names.append(None)
+            malformed[i] = f"row has {len(row)} fields, the header {width}: not classified"
+            chunk[i] = (row + [""] * width)[:width]
+        yield (chunk, malformed), names
+
+
+def _write_parquet(input_path: Path, temp: Path, column: str, predictor, progress: bool, settings: dict):
+    """Stream the Parquet file into `temp`, batch by batch, keeping its schema; (rows, classified, errors, computed)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError("Parquet needs pyarrow: pip install -r requirements-spark.txt (or just pyarrow)") from None
+    topk = settings["topk"]
+    try:
+        source = pq.ParquetFile(input_path)
+    except (pa.ArrowException, OSError) as e:
+        raise UserError(f"{input_path}: not a readable Parquet file ({e})") from None
+    _check_header(source.schema_arrow.names, column, topk, input_path)
+    added = [pa.field(name, pa.float64() if name.startswith("probability") else pa.string())
+             for name in output_columns(topk)]
+    schema = pa.schema(list(source.schema_arrow) + added)
+    rows = classified = errors = computed = 0
+    batches = ((batch, batch.column(column).cast(pa.string()).to_pylist())  # None for a null
+               for batch in source.iter_batches(batch_size=settings["chunk_rows"]))
+    labelled = labelled_chunks(batches, predictor, topk, False, settings["workers"], settings["threads"],
+                               settings["cache_size"])
+    with open(temp, "xb") as out, pq.ParquetWriter(out, schema) as writer, \
+            _progress_bar(input_path, source.metadata.num_rows, "rows", progress) as bar:
+        for batch, fields, missing in labelled:
+            cells = list(zip(*fields))
+            arrays = batch.columns + [pa.array(list(c), type=f.type) for c, f in zip(cells, added)]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            bad = sum(map(bool, map(itemgetter(-1), fields)))
+            rows, errors, computed = rows + batch.num_rows, errors + bad, computed + missing
+            classified += batch.num_rows - bad
+            bar.update(batch.num_rows)
+    return rows, classified, errors, computed
