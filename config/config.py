@@ -24,7 +24,7 @@ def option(default, help: str):
 @dataclass
 class TrainConfig:
     data: str = option(str(DEFAULT_DATA), "a names.tsv file (name<TAB>country) or a folder of <Country>.txt files")
-    model: str = option("gru", "model family: rnn, lstm, gru (recurrent), ngram (counts), transformer (GPT-style); "
+    model: str = option("ngram+gru", "model family: rnn, lstm, gru (recurrent), ngram (counts), transformer (GPT-style); "
                                "several joined by '+' (gru+ngram) are trained in turn and mixed, with weights fitted "
                                "on validation")
     epochs: int = option(20, "passes over the training split (gradient-trained families)")
@@ -40,11 +40,11 @@ class TrainConfig:
     dropout: float = option(0.3, "dropout before the output layer (and between stacked layers)")
     letter_dropout: float = option(0.2, "share of letters hidden (read as unknown) while training, so no single "
                                         "letter decides")
-    feminine_forms: bool = option(False, "also train on the feminine form of each Russian and Czech name "
+    feminine_forms: bool = option(True, "also train on the feminine form of each Russian and Czech name "
                                          "(Ivanova, Novakova), which the data set hardly has")
     balance_power: float = option(0.3, "class weights of the loss, (n / (K n_c)) ** power: 1 makes every country "
                                        "weigh the same, 0 turns weighting off")
-    posthoc_adjust: float = option(0.0, "after training, move decisions towards equal countries by subtracting this "
+    posthoc_adjust: float = option(0.5, "after training, move decisions towards equal countries by subtracting this "
                                         "power of the log class prior from the logits (0: off)")
     seed: int = option(0, "seed of the split, the initial weights and the batch order")
     val_fraction: float = option(0.1, "share of distinct names held out for validation")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import evaluate
 import predict
@@ -170,3 +171,23 @@ def test_predict_cli_imports_nothing_beyond_torch_that_it_does_not_need(hand_che
     assert "torch" in predict_imports and "models" in predict_imports  # the import log was really read
     assert not predict_imports & {"matplotlib", "sklearn", "scipy", "pandas", "openai"}
     assert not (predict_imports - torch_itself) & {"tqdm", "numpy"}
+
+
+def test_the_default_model_is_a_mix_that_trains_predicts_and_explains(tmp_path):
+    """`python train.py` with no model flag: an n-gram and a GRU, mixed with weights fitted on validation."""
+    from tests.conftest import TINY_FRACTIONS, write_tiny
+
+    data = write_tiny(tmp_path / "tiny.tsv")
+    result = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "save"), "--epochs", "2",
+                        "--hidden-size", "8", *TINY_FRACTIONS)
+    assert result.returncode == 0, result.stderr
+    assert "mix weights, fitted on validation: ngram" in result.stdout
+    checkpoint = tmp_path / "save" / "ngram+gru_classification_best.bin"
+    payload = torch.load(checkpoint, weights_only=True)
+    assert payload["family"] == "mix" and [m["family"] for m in payload["model_args"]["members"]] == ["ngram", "gru"]
+    assert payload["finished"] and payload["temperature"] > 0
+    result = run_script("predict.py", "Yamamoto", "--json", "--explain", "--checkpoint", str(checkpoint))
+    record = json.loads(result.stdout)
+    assert result.returncode == 0 and record["country"] == "Japanese"  # a training name, known to the n-gram
+    assert record["seen_in_training"] == ["Japanese"] or record["seen_in_training"] == []
+    assert [e["letter"] for e in record["explanation"]] == list("Yamamoto")

@@ -158,7 +158,7 @@ def test_stale_temp_files_are_cleaned_by_the_next_run(tmp_path):
 
 # --- interruption and resume ---
 
-RESUME_FLAGS = ("--epochs", "3", "--batch-size", "4", "--hidden-size", "16", *TINY_FRACTIONS)
+RESUME_FLAGS = ("--model", "gru", "--epochs", "3", "--batch-size", "4", "--hidden-size", "16", *TINY_FRACTIONS)
 
 
 def test_an_interrupted_run_resumes_to_the_weights_and_history_of_an_uninterrupted_one(tmp_path):
