@@ -22,7 +22,7 @@ COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "ngram": "t
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
                                      epilog="Every other flag is train.py's (see python train.py --help).")
     parser.add_argument("--models", nargs="+", choices=sorted(FAMILIES), default=list(FAMILIES), help="families to compare")
     parser.add_argument("--out", type=Path, default=SAVE_DIR / "compare", help="folder for the plots, table and runs")

@@ -2,9 +2,7 @@
 import random
 
 from llm.classify import LLMClassifier
-from utils.metrics import classification_metrics
-
-NO_ANSWER = -1  # the label a "no answer" counts as: wrong for every country, never a country itself
+from utils.metrics import NO_ANSWER, classification_metrics
 
 
 def seeded_subset(rows: list[int], limit: int, seed: int) -> list[int]:

@@ -83,3 +83,12 @@ def test_no_top_list_and_markdown():
 def test_confusion_png(tmp_path):
     path = plot_confusion(evaluation_report(NAMES, TRUE, PRED)["confusion"], tmp_path / "c.png", title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_no_answer_is_wrong_but_not_a_country_of_the_macro_f1():
+    from utils.metrics import NO_ANSWER
+
+    m = classification_metrics([0, 1, 2, 2], [0, 1, NO_ANSWER, 2])
+    assert m["accuracy"] == 0.75
+    # per country F1: 1, 1, 2/3 (precision 1, recall 1/2); a fourth "country" -1 would pull the mean to 2/3
+    assert m["macro_f1"] == pytest.approx((1 + 1 + 2 / 3) / 3)

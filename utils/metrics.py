@@ -7,14 +7,20 @@ import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
+NO_ANSWER = -1  # a predicted label meaning "no answer" (a chat model's answer outside the list): wrong, not a country
+
+
 def classification_metrics(y_true: list, y_pred: list) -> dict[str, float]:
     """Accuracy, balanced accuracy (mean recall over the countries present in y_true) and macro-F1
-    (mean F1 over the countries present in y_true or y_pred). Labels may be indices or country names."""
+    (mean F1 over the countries present in y_true or y_pred, NO_ANSWER not being one). Labels may be
+    indices or country names."""
     if len(y_true) != len(y_pred) or not y_true:
         raise ValueError("y_true and y_pred must be equally long and not empty")
+    countries = sorted((set(y_true) | set(y_pred)) - {NO_ANSWER})
     with warnings.catch_warnings():  # "y_pred contains classes not in y_true" is expected on small sets
         warnings.simplefilter("ignore")
-        _, _, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
+        _, _, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=countries, average="macro",
+                                                      zero_division=0)
         return {"accuracy": float(accuracy_score(y_true, y_pred)),
                 "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
                 "macro_f1": float(f1)}
