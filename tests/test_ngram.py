@@ -142,3 +142,56 @@ def test_bad_arguments_are_refused():
         NgramModel(NgramArgs(5, 2, smoothing="kneser-ney", discount=1.5))
     with pytest.raises(ValueError, match="fold"):
         NgramModel(NgramArgs(5, 2, fold=[0, 1]))
+
+
+def random_names(generator: torch.Generator, count: int, letters: list[int], width: int = 12):
+    """(letters [count, width], lengths [count]) of names drawn from `letters` (indices), lengths 0..width,
+    junk (any index, the unknown slot included) past each end."""
+    lengths = torch.randint(0, width + 1, (count,), generator=generator)
+    pool = torch.tensor(letters)
+    drawn = pool[torch.randint(0, len(pool), (count, width), generator=generator)]
+    junk = torch.randint(0, Alphabet(ALPHABET).size, (count, width), generator=generator)
+    return torch.where(torch.arange(width) < lengths[:, None], drawn, junk), lengths
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+@pytest.mark.parametrize("fold", [False, True])
+def test_fast_log_likelihood_equals_the_reference(tiny, smoothing, order, fold):
+    """The derived tables of forward/log_likelihood against `_probs` queried per country, on names whose
+    contexts were seen at every order (drawn from a few letters that the training names are also drawn
+    from), never seen, or hold unknown letters."""
+    alphabet, names, labels = tiny
+    generator = torch.Generator().manual_seed(order)
+    few = [alphabet.letters.index(c) for c in "abAB"]  # a and A fold together
+    unknown = alphabet.size - 1
+    train_letters, train_lengths = encode_names(names, alphabet)
+    drawn, drawn_lengths = random_names(generator, 60, few, width=train_letters.shape[1])
+    model = NgramModel(NgramArgs(alphabet.size, len(TINY), order=order, smoothing=smoothing, k=0.3, discount=0.6,
+                                 fold=case_fold_table(ALPHABET) if fold else []))
+    model.fit(torch.cat([train_letters, drawn]), torch.cat([train_lengths, drawn_lengths]),
+              torch.cat([labels, torch.arange(60) % len(TINY)]))
+    batches = [random_names(generator, 300, few + [unknown]),  # mostly seen contexts, some unknown letters
+               random_names(generator, 300, list(range(alphabet.size))),  # mostly unseen contexts
+               encode_names(["Ivanov", "Yamamoto", "Wright", "", "Qx'z", "Müller", "aBab"], alphabet)]
+    for letters, lengths in batches:
+        reference = model._reference_log_likelihood(letters, lengths)
+        torch.testing.assert_close(model.log_likelihood(letters, lengths), reference, rtol=0, atol=1e-6)
+        torch.testing.assert_close(model(letters, lengths), reference.float() + model.args.prior_power * model.log_prior,
+                                   rtol=0, atol=1e-4)
+        torch.testing.assert_close(model.log_likelihood(letters, lengths), model.char_log_probs(letters, lengths).sum(-1),
+                                   rtol=0, atol=1e-6)
+
+
+def test_fast_tables_follow_a_refit_and_a_load(tiny):
+    alphabet, names, labels = tiny
+    letters, lengths = encode_names(["Ivanov", "Takahashi", "Brownlow", "Zz"], alphabet)
+    model = fitted(tiny, order=3)
+    before = model(letters, lengths)  # builds the tables
+    model.fit(*encode_names(names[::2], alphabet), labels[::2])
+    torch.testing.assert_close(model.log_likelihood(letters, lengths), model._reference_log_likelihood(letters, lengths),
+                               rtol=0, atol=1e-6)
+    assert not torch.allclose(model(letters, lengths), before)
+    model.load_state_dict(fitted(tiny, order=3).state_dict())
+    torch.testing.assert_close(model(letters, lengths), before)
+    assert not any("fast" in key for key in model.state_dict())  # the checkpoint format is unchanged
