@@ -210,7 +210,8 @@ def test_a_short_run_dedupes_stops_at_max_steps_and_stores_the_row_mix(tmp_path)
     save = tmp_path / "save"
     result = train.main(["--data", str(data), "--save-dir", str(save), "--model", "lstm", "--epochs", "3",
                          "--max-steps", str(steps_per_epoch + 1), "--batch-size", "8", "--hidden-size", "8",
-                         "--letter-dropout", "0.2", *TINY_FRACTIONS])
+                         "--letter-dropout", "0.2", "--no-feminine-forms", "--posthoc-adjust", "0",
+                         *TINY_FRACTIONS])
     history = result["history"]
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]  # stopped one step into epoch 2
     assert history["epochs"][0]["samples"] == len(distinct) == 24  # each distinct training name once an epoch
