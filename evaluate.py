@@ -152,7 +152,7 @@ def main(argv=None) -> int:
 
     from models.predictor import Predictor
     from utils.calibration import read_prior
-    from utils.checkpoint import default_checkpoint, load, write_text
+    from models.checkpoint import default_checkpoint, load, write_text
     from utils.data import SurnameData
     from utils.metrics import evaluation_report, report_markdown
     from utils.plot import plot_confusion, plot_reliability, plot_risk_coverage

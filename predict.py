@@ -16,7 +16,7 @@ The model is the newest finished run's best checkpoint in save_model/ unless --c
 which one is used is said on stderr. A name that cannot be classified gets one line on stderr
 and the exit code is 1; the other names are still answered. With --input, every row of a CSV/TSV
 (or Parquet) file is copied to --output with country, probability and error columns added
-(utils/tables.py); a row whose name cannot be classified says why in its error column.
+(bulk/tables.py); a row whose name cannot be classified says why in its error column.
 """
 import argparse
 import json
@@ -103,7 +103,7 @@ def classifiable(names: list[str]) -> tuple[list[tuple[str, str]], int]:
 
 
 def checkpoints(args) -> list[Path]:
-    from utils.checkpoint import default_checkpoint
+    from models.checkpoint import default_checkpoint
 
     paths = args.checkpoint or [default_checkpoint()]
     print("model: " + " + ".join(str(p) for p in paths), file=sys.stderr)
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
 def predict_table(args: argparse.Namespace, predictor) -> int:
     """Classify --column of --input into --output; the summary on stderr. Rows whose name cannot be
     classified are not a failure of the file: their error column says why."""
-    from utils.tables import classify_file
+    from bulk.tables import classify_file
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill`: unwind, so no temp file is left
     summary = classify_file(args.input, args.output, args.column, predictor, topk=args.topk, workers=args.workers,
@@ -169,7 +169,7 @@ def predict_table(args: argparse.Namespace, predictor) -> int:
 def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
     """Ask the chat model; a name it answers outside the country list gets "no answer" (and exit 1), never a guess."""
     from llm.classify import LLMClassifier
-    from utils.checkpoint import default_checkpoint, load
+    from models.checkpoint import default_checkpoint, load
 
     cfg = llm_config(args)
     checkpoint = load((args.checkpoint or [default_checkpoint()])[0])  # its countries and split; the chat model answers

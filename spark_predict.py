@@ -11,7 +11,7 @@
     python spark_predict.py --input people.parquet --column surname --output out.parquet --master "local[2]"
 
 Adds country, probability (country_2, probability_2, ... with --topk K) and error columns, as
-`predict.py --input` does, with the same Predictor (utils/spark.py). The output is written by
+`predict.py --input` does, with the same Predictor (bulk/spark.py). The output is written by
 Spark's committer: a folder of part files that appears whole at the end (`_SUCCESS` marks it
 complete). --format csv reads and writes CSV with a header instead.
 """
@@ -45,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from utils.checkpoint import default_checkpoint
+    from models.checkpoint import default_checkpoint
 
     checkpoint = args.checkpoint or default_checkpoint()
     if not checkpoint.is_file():
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         from pyspark.errors import AnalysisException
     except ImportError:
         raise UserError("Spark needs pyspark: pip install -r requirements-spark.txt") from None
-    from utils.spark import classify_dataframe
+    from bulk.spark import classify_dataframe
 
     builder = SparkSession.builder.appName("surname-countries")
     if args.master:  # run from here: the workers use this Python (with spark-submit, set PYSPARK_PYTHON)

@@ -63,7 +63,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
 def resumed_config(parser, cfg: TrainConfig, resume: str, argv) -> tuple[TrainConfig, Path]:
     import sys
 
-    from utils import checkpoint as ckpt
+    from models import checkpoint as ckpt
 
     flags = [a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")]
     if set(flags) - {"--resume", "--save-dir"}:
@@ -104,7 +104,7 @@ def main(argv=None) -> dict | int:
     cfg, resume_path = parse_args(argv)
     from contextlib import nullcontext
 
-    from utils.checkpoint import SaveDirLock
+    from models.checkpoint import SaveDirLock
     from utils.training import Distributed
 
     dist, device = Distributed.from_env(cfg.device)  # one process, or one of a torchrun job
@@ -120,7 +120,7 @@ def main(argv=None) -> dict | int:
 def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, device) -> dict | int:
     import torch
 
-    from utils import checkpoint as ckpt
+    from models import checkpoint as ckpt
     from utils.calibration import fit_temperature
     from utils.data import Alphabet, SurnameData, make_loader
     from utils.metrics import classification_metrics, probability_metrics
@@ -202,7 +202,7 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
     from tqdm import tqdm
 
     from models import build_model, is_counted, model_args
-    from utils import checkpoint as ckpt
+    from models import checkpoint as ckpt
     from utils.data import LengthBucketSampler
     from utils.metrics import classification_metrics
     from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler,
@@ -327,7 +327,7 @@ def combine(members: list[dict], cfg: TrainConfig, data, alphabet, val_loader, d
     import torch
 
     from models import build_model
-    from utils import checkpoint as ckpt
+    from models import checkpoint as ckpt
     from utils.calibration import fit_mix_weights
     from utils.training import evaluate
 

@@ -235,7 +235,7 @@ def train_worker(kind: str, cell: str, args: dict, save_path: str | None) -> dic
               "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
               "n_train": len(split.train), "n_test": len(split.test)}
     if save_path:  # a real checkpoint, in train.py's format, for the inference and start-up measurements
-        from utils import checkpoint
+        from models import checkpoint
 
         uniform = [1 / len(countries)] * len(countries)
         checkpoint.save({"family": cell, "model_args": family_args, "model_state": model.cpu().state_dict(),

@@ -1,4 +1,4 @@
-"""Names/s per core: Spark local[1] (utils/spark.py) against `predict.py --input` (one process) on the same rows.
+"""Names/s per core: Spark local[1] (bulk/spark.py) against `predict.py --input` (one process) on the same rows.
 
     python bench/bench_spark.py --checkpoint save_model/gru_classification_best.bin --rows 200000
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from utils.spark import classify_dataframe
+    from bulk.spark import classify_dataframe
 
     start = time.perf_counter()
     spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from utils import checkpoint as ckpt
+from models import checkpoint as ckpt
 from utils.calibration import prior_shift
 from utils.data import Alphabet, check_name
 from utils.errors import CheckpointError

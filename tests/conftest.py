@@ -124,6 +124,6 @@ def last_letter_payload(data_path: Path) -> dict:
 
 @pytest.fixture
 def hand_checkpoint(tiny_tsv, tmp_path) -> Path:
-    from utils.checkpoint import save
+    from models.checkpoint import save
 
     return save(last_letter_payload(tiny_tsv), tmp_path / "hand" / "rnn_classification_best.bin")

@@ -1,4 +1,4 @@
-"""utils/checkpoint.py: what a checkpoint holds, the atomic write, every refusal of a bad file, and the default."""
+"""models/checkpoint.py: what a checkpoint holds, the atomic write, every refusal of a bad file, and the default."""
 import math
 import os
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.predictor import Predictor
-from utils import checkpoint as ckpt
+from models import checkpoint as ckpt
 from utils.errors import CheckpointError
 
 NAMES = ["Nakamura", "Ivanov", "Smith", "lucy", "Müller", "Maxa/B"]

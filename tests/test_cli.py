@@ -15,7 +15,7 @@ import evaluate
 import predict
 from tests.conftest import (ROOT, TINY, TINY_COUNTRIES, last_letter_country, last_letter_payload,
                             last_letter_probabilities, run_script, write_tiny)
-from utils import checkpoint as ckpt
+from models import checkpoint as ckpt
 from utils.data import SurnameData
 from utils.errors import run_script as wrap_main
 

@@ -7,7 +7,7 @@ import pytest
 import compare
 from models import FAMILIES
 from tests.conftest import TINY_FRACTIONS, run_script
-from utils.checkpoint import load
+from models.checkpoint import load
 from utils.data import SurnameData
 
 

@@ -85,7 +85,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def checkpoint(tiny_checkpoint):
-    from utils.checkpoint import load
+    from models.checkpoint import load
 
     return load(tiny_checkpoint)
 
@@ -276,7 +276,7 @@ def test_rnn_backend_does_not_import_openai(tiny_checkpoint):
 
 
 def test_evaluate_cli_llm_side_by_side_with_the_rnn(server, tiny_checkpoint, tiny_checkpoint_data, tmp_path):
-    from utils.checkpoint import load
+    from models.checkpoint import load
     from utils.data import SurnameData
 
     data = SurnameData.from_record(load(tiny_checkpoint)["data"], tiny_checkpoint_data)

@@ -13,7 +13,7 @@ from models import FAMILIES, build_model, fast_rnn, is_counted, model_args
 from models.predictor import Predictor
 from models.rnn import RNNArgs, RNNClassifier
 from tests.conftest import TINY_COUNTRIES, last_letter_payload
-from utils import checkpoint as ckpt
+from models import checkpoint as ckpt
 from utils.data import Alphabet, NamesDataset, make_loader
 from utils.errors import CheckpointError
 

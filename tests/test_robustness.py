@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, TINY, TINY_FRACTIONS, run_script, write_tiny
-from utils import checkpoint as ckpt
+from models import checkpoint as ckpt
 from utils.data import check_name, normalise
 from utils.errors import InvalidNameError
 

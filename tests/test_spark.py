@@ -1,4 +1,4 @@
-"""Spark (utils/spark.py, spark_predict.py) in local mode: the same answers as predict.py on the same rows."""
+"""Spark (bulk/spark.py, spark_predict.py) in local mode: the same answers as predict.py on the same rows."""
 import csv
 import sys
 
@@ -39,7 +39,7 @@ def predict_py_answers(tmp_path, checkpoint, rows) -> dict[str, dict]:
 
 
 def test_classify_dataframe_equals_predict_py(spark, tiny_checkpoint, tmp_path):
-    from utils.spark import classify_dataframe
+    from bulk.spark import classify_dataframe
 
     df = spark.createDataFrame(ROWS + [(11, None, "null name")], "id long, surname string, note string")
     out = classify_dataframe(df.repartition(2), "surname", tiny_checkpoint, topk=2)

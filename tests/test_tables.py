@@ -1,4 +1,4 @@
-"""Classifying a column of a table file (utils/tables.py, predict.py --input): rows, order, errors, atomicity."""
+"""Classifying a column of a table file (bulk/tables.py, predict.py --input): rows, order, errors, atomicity."""
 import csv
 import io
 import os
@@ -13,7 +13,7 @@ import pytest
 from models.predictor import Predictor
 from tests.conftest import ROOT, run_script
 from utils.errors import UserError
-from utils.tables import classify_file
+from bulk.tables import classify_file
 
 # a BOM, CRLF line ends, commas and quotes inside fields, a line break inside a quoted field, a blank
 # line, an empty, a letter-less and a non-ASCII name, a short and a long row

@@ -15,7 +15,7 @@ from config.config import ALPHABET
 from models import build_model
 from models.rnn import RNNArgs
 from tests.conftest import TINY, TINY_COUNTRIES, TINY_FRACTIONS, write_tiny
-from utils.checkpoint import load
+from models.checkpoint import load
 from utils.data import Alphabet, LengthBucketSampler, NamesDataset, SurnameData, drop_letters, make_loader
 from utils.errors import UserError
 from utils.training import (RunningLog, class_weights, evaluate, log_prior, make_optimizer, make_scheduler, pick_device,

@@ -1,6 +1,6 @@
 """Classify a column of a table file, streaming: CSV or TSV (stdlib csv), or Parquet (pyarrow, optional).
 
-    from utils.tables import classify_file
+    from bulk.tables import classify_file
     summary = classify_file("people.csv", "people_countries.csv", "surname", "save_model/gru_classification_best.bin")
 
 The output holds every input row once, in order, with its columns untouched, followed by
@@ -26,7 +26,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.labeller import FieldCache, compute_fields, complete, error_fields, output_columns
+from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET = (".parquet", ".pq")

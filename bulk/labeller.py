@@ -1,7 +1,7 @@
 """Raw names -> the output columns of a classified table (country, probability, ..., error).
 
-The one place that turns a Predictor's probabilities into table cells, shared by utils/tables.py
-(files, in one process or a pool) and utils/spark.py (Spark partitions), so every path answers
+The one place that turns a Predictor's probabilities into table cells, shared by bulk/tables.py
+(files, in one process or a pool) and bulk/spark.py (Spark partitions), so every path answers
 alike. Surname columns repeat a lot, so answers are kept in a bounded cache keyed by the raw name:
 a repeated name costs one dict look-up instead of normalisation and a model call.
 """

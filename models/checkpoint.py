@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 
 from config.config import SAVE_DIR
+from models import FAMILIES
+from models import build_model as build_family
 from utils.errors import CheckpointError
 
 FORMAT = "surname-classifier/2"
@@ -91,8 +93,6 @@ def load(path: str | Path) -> dict:
 
 def validate(payload: dict, source) -> None:
     """Types and ranges of every field, before anything is allocated from them."""
-    from models import FAMILIES
-
     def bad(what: str):
         raise CheckpointError(f"{source}: {what}")
 
@@ -144,8 +144,6 @@ def build_model(payload: dict, source="checkpoint") -> torch.nn.Module:
     weights are refused before anything as large as they claim is allocated. A buffer that is empty
     when built (a counted family's tables) takes the size the stored one has.
     """
-    from models import build_model as build_family
-
     try:
         with torch.device("meta"):
             shapes = {k: v.shape for k, v in build_family(payload["family"], payload["model_args"]).state_dict().items()}

@@ -1,10 +1,10 @@
 """Classify a column of a Spark DataFrame with the same Predictor as predict.py, partition by partition.
 
-    from utils.spark import classify_dataframe
+    from bulk.spark import classify_dataframe
     out = classify_dataframe(spark.read.parquet("people/"), "surname", "save_model/gru_classification_best.bin")
 
 Adds country, probability (country_2, probability_2, ... with topk > 1) and error, as
-utils/tables.py does, through Arrow (DataFrame.mapInArrow: record batches in, record batches
+bulk/tables.py does, through Arrow (DataFrame.mapInArrow: record batches in, record batches
 out, no per-row Python objects beyond the names). The checkpoint is read once on the driver and
 broadcast; each executor's Python worker loads it once and keeps it, with a bounded cache of
 answers, for every task it runs. The project's own code (config, models, utils) is zipped and
@@ -15,15 +15,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from utils.labeller import FieldCache, complete, compute_fields, output_columns
+from bulk.labeller import FieldCache, complete, compute_fields, output_columns
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "models", "utils")
+PACKAGES = ("config", "models", "utils", "bulk")
 _loaded = {}  # per Python worker: checkpoint sha256 -> (Predictor, FieldCache)
 
 
 def project_zip(folder: Path) -> Path:
-    """A zip of the project's packages (the .py files of config, models, utils) in `folder`, for addPyFile."""
+    """A zip of the project's packages (the .py files of config, models, utils, bulk) in `folder`, for addPyFile."""
     path = folder / "surname_classifier_code.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in PACKAGES:
@@ -33,7 +33,7 @@ def project_zip(folder: Path) -> Path:
 
 
 def ship_project_code(spark) -> None:
-    """Make config, models and utils importable on the executors (once per SparkContext)."""
+    """Make the project's packages importable on the executors (once per SparkContext)."""
     context = spark.sparkContext
     if getattr(context, "_surname_code_shipped", False):
         return
