@@ -169,7 +169,7 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     y_true, logits, _ = evaluate(model, test_loader, offset, device)
     test = {**classification_metrics(y_true, logits.argmax(dim=1).tolist()),
             "ece": probability_metrics(torch.softmax(logits / temperature, dim=1), y_true)["ece"]}
-    final = {**final, "family": final["family"], "logit_offset": offset.tolist(), "temperature": temperature,
+    final = {**final, "logit_offset": offset.tolist(), "temperature": temperature,
              "metrics": {**final["metrics"], **{f"test_{k}": v for k, v in test.items()}},
              "seen": data.countries_by_name("train"), "finished": True}
     if not dist.main:
