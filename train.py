@@ -186,7 +186,9 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
 
     from utils.plot import plot_history  # matplotlib only here, at the end
 
-    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=f"{cfg.model} on {data.path.name}")
+    curved = list(histories)[-1] if histories else cfg.model  # a mix's curves are its last-trained member's
+    title = f"{curved} on {data.path.name}" + (f" (in {cfg.model})" if curved != cfg.model else "")
+    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=title)
     say(f"test ({len(y_true)} names, best epoch {final['epoch']}): accuracy {test['accuracy']:.3f}  "
         f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  "
         f"calibration error {test['ece']:.3f} (temperature {temperature:.2f}, fitted on validation)")
