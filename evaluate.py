@@ -34,9 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the data the checkpoint was trained on, if not the embedded data set (checked by its sha256)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON, markdown and PNG (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the tables")
-    parser.add_argument("--prior", default="data",
-                        help="the class mix to assume: data (the training data's), uniform, or a JSON / TSV file of "
-                             "country shares (default: data)")
+    parser.add_argument("--prior", default="model",
+                        help="the class mix of the names: model (as trained; the default model assumes the data's "
+                             "mix moved halfway to equal countries), data (the training data's own mix), uniform, "
+                             "or a JSON / TSV file of country shares (default: model)")
     parser.add_argument("--device", default="cpu", help="torch device to run the model on")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1; 0: torch's choice)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many rows (0: all)")
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
     predictor = Predictor.from_checkpoints(paths, str(pick_device(args.device)))
     checkpoint_path, checkpoint = paths[0], load(paths[0])
     countries = predictor.countries
-    predictor.set_prior(read_prior(args.prior, countries))
+    predictor.set_prior(read_prior(args.prior, countries, predictor.members[0].train_prior))
     if args.data is not None:
         raw, normalised, truth, about = labelled_file_rows(args.data, countries)
         tag = f"data_{args.data.stem}"

@@ -41,9 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
                         help="checkpoint file(s); several predict together (default: the newest finished run's "
                              "best checkpoint in save_model/)")
-    parser.add_argument("--prior", default="data",
-                        help="the class mix of the names you classify: data (the training data's), uniform (every "
-                             "country alike), or a JSON / TSV file of country shares (default: data)")
+    parser.add_argument("--prior", default="model",
+                        help="the class mix of the names: model (as trained; the default model assumes the data's "
+                             "mix moved halfway to equal countries), data (the training data's own mix), uniform, "
+                             "or a JSON / TSV file of country shares (default: model)")
     parser.add_argument("--min-probability", type=float, default=0.0, metavar="P",
                         help="answer 'unknown' when the top probability is below P (default: 0, always answer)")
     parser.add_argument("--explain", action="store_true",
@@ -69,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--shots and --threads must be at least 0")
     if not 0 <= args.min_probability <= 1.01:
         parser.error("--min-probability must be between 0 and 1")
-    if args.backend == "llm" and (args.explain or args.min_probability or args.prior != "data"):
+    if args.backend == "llm" and (args.explain or args.min_probability or args.prior != "model"):
         parser.error("--explain, --min-probability and --prior need probabilities: not for --backend llm")
     return args
 
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
     if args.backend == "llm":
         return predict_llm(args, names)
     predictor = Predictor.from_checkpoints(checkpoints(args), device=device)
-    predictor.set_prior(read_prior(args.prior, predictor.countries))
+    predictor.set_prior(read_prior(args.prior, predictor.countries, predictor.members[0].train_prior))
     if args.input is not None:
         return predict_table(args, predictor)
     valid, failed = classifiable(names)

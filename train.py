@@ -121,7 +121,7 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     import torch
 
     from models import checkpoint as ckpt
-    from utils.calibration import fit_temperature
+    from utils.calibration import fit_temperature, softened_prior
     from utils.data import Alphabet, SurnameData, make_loader
     from utils.metrics import classification_metrics, probability_metrics
     from utils.training import evaluate, seed_everything
@@ -169,7 +169,8 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     y_true, logits, _ = evaluate(model, test_loader, offset, device)
     test = {**classification_metrics(y_true, logits.argmax(dim=1).tolist()),
             "ece": probability_metrics(torch.softmax(logits / temperature, dim=1), y_true)["ece"]}
-    final = {**final, "logit_offset": offset.tolist(), "temperature": temperature,
+    assumed = softened_prior(data.class_shares("train"), cfg.posthoc_adjust)
+    final = {**final, "logit_offset": offset.tolist(), "temperature": temperature, "assumed_prior": assumed.tolist(),
              "metrics": {**final["metrics"], **{f"test_{k}": v for k, v in test.items()}},
              "seen": data.countries_by_name("train"), "finished": True}
     if not dist.main:

@@ -8,7 +8,9 @@ A checkpoint is a dict that torch.load reads with weights_only=True (tensors and
     model_state   the module's state_dict (weights, or counts)
     alphabet      the letters the model reads; anything else is the unknown slot
     countries     the label list, index = output position
-    train_prior   each country's share of the training rows (what the logits assume)
+    train_prior   each country's share of the training rows
+    assumed_prior (optional) the class mix the probabilities assume, after the post-hoc adjustment
+                  (absent: train_prior)
     logit_offset  added to the logits when predicting (class-mix correction), [n_countries]
     temperature   the logits are divided by it (fitted on validation at the end of training; 1.0: uncalibrated)
     seen          (optional) each training name with the countries the data files it under
@@ -108,8 +110,10 @@ def validate(payload: dict, source) -> None:
         bad("countries must be two or more distinct names")
     if not alphabet or len(set(alphabet)) != len(alphabet):
         bad("the alphabet must be distinct letters")
-    for key in ("train_prior", "logit_offset"):
-        values = payload[key]
+    for key in ("train_prior", "logit_offset", "assumed_prior"):
+        values = payload.get(key, payload["train_prior"])
+        if not isinstance(values, list):
+            bad(f"{key} is not a list")
         if len(values) != len(countries) or not all(isinstance(v, float) and math.isfinite(v) for v in values):
             bad(f"{key} must be {len(countries)} finite numbers")
     if not (math.isfinite(payload["temperature"]) and payload["temperature"] > 0):

@@ -40,7 +40,8 @@ class Member:
     alphabet: Alphabet
     offset: torch.Tensor  # [n_countries], added to the logits
     temperature: float  # the logits are divided by it
-    train_prior: torch.Tensor  # [n_countries], the class mix its probabilities assume
+    train_prior: torch.Tensor  # [n_countries], the class mix of the training rows
+    assumed_prior: torch.Tensor  # [n_countries], the class mix its probabilities assume (after any post-hoc adjustment)
     seen: dict[str, list[str]]  # normalised training name -> the countries the data files it under
     path: str
     shift: torch.Tensor | None = None  # [n_countries], log of the user's mix over the training mix
@@ -50,7 +51,8 @@ class Member:
         payload = ckpt.load(path)
         model = ckpt.build_model(payload, path).to(device)
         return cls(model, Alphabet(payload["alphabet"]), torch.tensor(payload["logit_offset"]),
-                   payload["temperature"], torch.tensor(payload["train_prior"]), payload.get("seen", {}),
+                   payload["temperature"], torch.tensor(payload["train_prior"]),
+                   torch.tensor(payload.get("assumed_prior", payload["train_prior"])), payload.get("seen", {}),
                    str(path)), payload
 
     def log_probabilities(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -69,9 +71,9 @@ class Predictor:
         self.set_prior(prior)
 
     def set_prior(self, prior: torch.Tensor | None) -> None:
-        """Re-weight every answer to a class mix ([n_countries] shares; None: the training data's own)."""
+        """Re-weight every answer to a class mix ([n_countries] shares; None: the mix the models assume)."""
         for member in self.members:
-            member.shift = None if prior is None else prior_shift(member.train_prior, prior)
+            member.shift = None if prior is None else prior_shift(member.assumed_prior, prior)
 
     def seen_in_training(self, normalised_name: str) -> list[str]:
         """The countries the training data files this name under (any member's), [] for a name not trained on."""

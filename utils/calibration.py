@@ -1,7 +1,7 @@
 """Probabilities a user can trust: a temperature fitted on validation, and the user's own class mix.
 
     T = fit_temperature(val_logits, val_labels)          # stored in the checkpoint; logits / T when predicting
-    shift = prior_shift(train_prior, "uniform")          # added to log-probabilities: Bayes' rule for a new mix
+    shift = prior_shift(assumed_prior, read_prior("uniform", countries, data_prior))   # Bayes' rule for a new mix
 """
 import json
 import math
@@ -11,7 +11,7 @@ import torch
 
 from utils.errors import UserError
 
-PRIORS = ("data", "uniform")  # or a FILE of country shares
+PRIORS = ("model", "data", "uniform")  # or a FILE of country shares
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
@@ -34,21 +34,25 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100
     return temperature if math.isfinite(temperature) and temperature > 0 else 1.0
 
 
-def read_prior(spec: str, countries: list[str]) -> torch.Tensor | None:
-    """The class mix a user expects, [n_countries] shares summing to 1; None for "data" (the training mix).
+def read_prior(spec: str, countries: list[str], data_prior) -> torch.Tensor | None:
+    """The class mix a user expects, [n_countries] shares summing to 1; None for "model" (the mix the model's
+    probabilities already assume).
 
-    `spec` is "data", "uniform", or a JSON file ({"Spanish": 0.8, "English": 0.2}) or TSV file
-    (country<TAB>share lines). Countries a file leaves out get share 0; shares are normalised.
+    `spec` is "model", "data" (`data_prior`: the training rows' mix), "uniform", or a JSON file
+    ({"Spanish": 0.8, "English": 0.2}) or TSV file (country<TAB>share lines). Countries a file leaves
+    out get share 0; shares are normalised.
     """
-    if spec == "data":
+    if spec == "model":
         return None
+    if spec == "data":
+        return torch.as_tensor(data_prior, dtype=torch.float64)
     if spec == "uniform":
         return torch.full((len(countries),), 1 / len(countries), dtype=torch.float64)
     path = Path(spec)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise UserError(f"--prior {spec}: not data, uniform or a readable file ({e.strerror})") from None
+        raise UserError(f"--prior {spec}: not model, data, uniform or a readable file ({e.strerror})") from None
     try:
         shares = json.loads(text) if path.suffix.lower() == ".json" else {
             country.strip(): float(share) for country, share in
@@ -72,12 +76,19 @@ def read_prior(spec: str, countries: list[str]) -> torch.Tensor | None:
     return torch.tensor(values, dtype=torch.float64) / total
 
 
-def prior_shift(train_prior: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """log pi_new(c) - log pi_train(c), [n_countries]: added to a model's log-probabilities and renormalised,
-    it turns p(c | x) under the training mix into p(c | x) under the new one (Bayes' rule)."""
+def prior_shift(assumed_prior: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """log pi_new(c) - log pi_assumed(c), [n_countries]: added to a model's log-probabilities and renormalised,
+    it turns p(c | x) under the mix the model assumes into p(c | x) under the new one (Bayes' rule)."""
     if target is None:
-        return torch.zeros(len(train_prior))
-    return (target.log() - torch.as_tensor(train_prior, dtype=torch.float64).log()).float()
+        return torch.zeros(len(assumed_prior))
+    return (target.log() - torch.as_tensor(assumed_prior, dtype=torch.float64).log()).float()
+
+
+def softened_prior(prior: torch.Tensor, posthoc_adjust: float) -> torch.Tensor:
+    """The class mix a model assumes after the post-hoc adjustment took posthoc_adjust * log prior off its
+    logits: prior ** (1 - posthoc_adjust), normalised."""
+    weights = torch.as_tensor(prior, dtype=torch.float64) ** (1 - posthoc_adjust)
+    return weights / weights.sum()
 
 
 def fit_mix_weights(member_log_probs: torch.Tensor, labels, steps: int = 200) -> list[float]:

@@ -1,0 +1,127 @@
+"""Probabilities a user can trust: the fitted temperature, the user's class mix, abstention, explanations,
+names already seen, and the calibration metrics."""
+import json
+import math
+
+import pytest
+import torch
+
+import predict
+from models import checkpoint as ckpt
+from models.predictor import HIDDEN, Predictor
+from tests.conftest import TINY_COUNTRIES, last_letter_payload, run_script, write_tiny
+from utils.calibration import fit_mix_weights, fit_temperature, prior_shift, read_prior, softened_prior
+from utils.metrics import probability_metrics
+
+
+def test_a_temperature_fitted_on_overconfident_logits_recovers_the_true_one():
+    torch.manual_seed(0)
+    true_logits = torch.randn(20_000, 5) * 2  # [N, classes]
+    labels = torch.distributions.Categorical(logits=true_logits).sample()  # drawn from softmax(true_logits)
+    assert fit_temperature(true_logits * 3, labels) == pytest.approx(3.0, rel=0.05)  # 3x too sure: T = 3
+    assert fit_temperature(true_logits, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_mix_weights_fitted_on_validation_prefer_the_member_that_knows():
+    torch.manual_seed(1)
+    labels = torch.randint(0, 4, (4_000,))
+    informed = torch.log_softmax(torch.nn.functional.one_hot(labels, 4).float() * 2, dim=1)  # right, mildly sure
+    noise = torch.log_softmax(torch.randn(4_000, 4) * 3, dim=1)  # sure and random
+    w_informed, w_noise = fit_mix_weights(torch.stack([informed, noise]), labels)
+    assert w_informed > 10 * w_noise  # the informed member dominates; the random one is nearly ignored
+
+
+def test_prior_reweighting_follows_bayes_rule_on_hand_computed_numbers():
+    probs = torch.tensor([[0.6, 0.3, 0.1]])
+    trained_on = torch.tensor([0.5, 0.25, 0.25])
+    target = torch.tensor([0.2, 0.2, 0.6], dtype=torch.float64)
+    shifted = torch.softmax(probs.log() + prior_shift(trained_on, target), dim=1)
+    # p(c) ∝ p_model(c) * target(c) / trained(c): 0.6*0.4 = 0.24, 0.3*0.8 = 0.24, 0.1*2.4 = 0.24 -> equal
+    torch.testing.assert_close(shifted, torch.full((1, 3), 1 / 3))
+
+
+def test_a_uniform_prior_on_uniform_training_data_changes_nothing():
+    uniform = read_prior("uniform", ["a", "b", "c", "d"], None)
+    assert torch.equal(prior_shift(torch.full((4,), 0.25), uniform), torch.zeros(4))
+    assert read_prior("model", ["a", "b"], None) is None
+
+
+def test_prior_files_in_json_and_tsv_and_their_errors(tmp_path):
+    (tmp_path / "mix.json").write_text(json.dumps({"Spanish": 3, "English": 1}))
+    (tmp_path / "mix.tsv").write_text("Spanish\t0.75\nEnglish\t0.25\n")
+    countries = ["English", "Japanese", "Spanish"]
+    for name in ("mix.json", "mix.tsv"):
+        torch.testing.assert_close(read_prior(str(tmp_path / name), countries, None),
+                                   torch.tensor([0.25, 0.0, 0.75], dtype=torch.float64))
+    (tmp_path / "bad.json").write_text(json.dumps({"Atlantean": 1}))
+    with pytest.raises(Exception, match="Atlantean"):
+        read_prior(str(tmp_path / "bad.json"), countries, None)
+
+
+def test_the_softened_prior_is_the_mix_left_after_the_posthoc_adjustment():
+    prior = torch.tensor([0.64, 0.36])
+    torch.testing.assert_close(softened_prior(prior, 0.5), torch.tensor([0.8, 0.6], dtype=torch.float64) / 1.4)
+    torch.testing.assert_close(softened_prior(prior, 1.0), torch.tensor([0.5, 0.5], dtype=torch.float64))
+
+
+@pytest.fixture
+def hand(tmp_path):
+    """The conftest's last-letter rnn, saved; every probability is known."""
+    data = write_tiny(tmp_path / "tiny.tsv")
+    return ckpt.save(last_letter_payload(data), tmp_path / "hand.bin")
+
+
+@pytest.mark.parametrize("threshold, abstained", [(1.01, 3), (0.0, 0)])
+def test_min_probability_abstains_on_everything_above_one_and_nothing_at_zero(hand, capsys, threshold, abstained):
+    assert predict.main(["Nakamura", "Petrov", "Smith", "--json", "--min-probability", str(threshold),
+                         "--checkpoint", str(hand)]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sum(r["abstained"] for r in records) == abstained
+    assert sum(r["country"] == "unknown" for r in records) == abstained
+    assert all(r["top"][0]["country"] in TINY_COUNTRIES for r in records)  # the best guess is kept
+
+
+def test_an_explanation_hides_each_letter_once_and_matches_a_direct_computation(hand):
+    predictor = Predictor.from_checkpoints([hand])
+    name = "Tanaka"
+    explanation = predictor.explain(name, "Japanese")
+    assert [letter for letter, _ in explanation] == list(name)
+    column = predictor.countries.index("Japanese")
+    whole = predictor.probabilities([name])[0, column].item()
+    for i, (_, effect) in enumerate(explanation):
+        hidden = predictor.probabilities([name[:i] + HIDDEN + name[i + 1:]])[0, column].item()
+        assert effect == pytest.approx(whole - hidden)
+    # the last letter decides this model: hiding it costs the most, hiding any other costs nothing
+    assert explanation[-1][1] > 0.5 and all(abs(effect) < 1e-6 for _, effect in explanation[:-1])
+
+
+def test_seen_in_training_lists_the_countries_of_a_name_filed_under_two(tmp_path):
+    rows = [(n, c) for c, names in {"English": ["Smith", "Jones", "Brown", "Green", "White", "Wright", "Evans",
+                                                  "Walker"],
+                                    "Scottish": ["Smith", "Reid", "Fraser", "Murray", "Stewart", "Ross", "Boyd",
+                                                 "Kerr"]}.items() for n in names]
+    data = write_tiny(tmp_path / "two.tsv", rows)
+    result = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "save"), "--model", "ngram",
+                        "--val-fraction", "0.25", "--test-fraction", "0.25")
+    assert result.returncode == 0, result.stderr
+    payload = ckpt.load(tmp_path / "save" / "ngram_classification_best.bin")
+    predictor = Predictor.from_checkpoints([tmp_path / "save" / "ngram_classification_best.bin"])
+    in_training = {name for name in payload["seen"]}
+    if "Smith" in in_training:  # the split is by name: Smith is on one side, with both its countries
+        assert predictor.seen_in_training("Smith") == ["English", "Scottish"]
+    else:
+        assert predictor.seen_in_training("Smith") == []
+    assert all(predictor.seen_in_training(name) for name in in_training)
+    assert predictor.seen_in_training("Zzyzx") == []
+
+
+def test_probability_metrics_on_hand_computed_numbers():
+    probs = torch.tensor([[0.95, 0.05], [0.65, 0.35], [0.25, 0.75], [0.15, 0.85]])
+    labels = [0, 1, 1, 1]  # right, wrong (0.65 for 0), right, right
+    m = probability_metrics(probs, labels, bins=10)
+    # one name per bin: 0.95 right (gap 0.05), 0.65 wrong (gap 0.65), 0.75 right (0.25), 0.85 right (0.15)
+    assert m["ece"] == pytest.approx((0.05 + 0.65 + 0.25 + 0.15) / 4, abs=1e-6)
+    assert m["nll"] == pytest.approx(-(math.log(0.95) + math.log(0.35) + math.log(0.75) + math.log(0.85)) / 4)
+    assert m["brier"] == pytest.approx((0.005 + 0.845 + 0.125 + 0.045) / 4, abs=1e-6)
+    # most confident first: 0.95 (right), 0.85 (right), 0.75 (right), 0.65 (wrong)
+    assert m["accuracy_at_coverage"]["50%"] == 1.0 and m["accuracy_at_coverage"]["100%"] == 0.75
