@@ -16,16 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from any folder: the project's packages
-
-from bench.bench_tables import surname_source  # noqa: E402
+from bench.bench_tables import ROOT, surname_source
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "names.tsv")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "names.tsv")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/bench_spark"))
     args = parser.parse_args(argv)

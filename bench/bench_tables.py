@@ -33,7 +33,7 @@ CITIES = ["Paris", "Osaka", "São Paulo", "New York, NY", "Zürich", "Lagos", "H
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint predict.py loads")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "names.tsv",
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "names.tsv",
                         help="names.tsv whose names the surnames are drawn from")
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="rows of each table to classify")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="--workers values to measure")
