@@ -1,6 +1,6 @@
 """Names/s per core: Spark local[1] (bulk/spark.py) against `predict.py --input` (one process) on the same rows.
 
-    python bench/bench_spark.py --checkpoint save_model/gru_classification_best.bin --rows 200000
+    python -m bench.bench_spark --checkpoint save_model/ngram+gru_classification_best.bin --rows 200000  # repo root
 
 Draws the rows as bench/bench_tables.py does (same surnames, same repetition), writes them once as
 CSV (for predict.py) and once as Parquet (for Spark), then, one after another: predict.py --input
