@@ -40,7 +40,12 @@ def run_threads(fn, items: list, workers: int, on_result=lambda result: None) ->
     running, error = len(threads), None
     try:
         while running:
-            entry = done.get()  # a blocking wait that Ctrl-C interrupts
+            try:
+                # a short wait, not a blocking one: the kernel may hand SIGINT to a worker thread, and only the
+                # main thread runs Python's handler, when it next wakes; a blocking get() could sleep through it
+                entry = done.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if entry is FINISHED:
                 running -= 1
             elif entry[1] is not None:
