@@ -32,11 +32,18 @@ def asked(request: dict) -> list[str]:
     return request["body"]["response_format"]["json_schema"]["schema"]["required"]
 
 
+def foreground() -> None:
+    """In the child, Ctrl-C as a terminal's foreground command gets it: a parent that ignores SIGINT (some earlier
+    code in a long test session does) would otherwise pass the ignoring on, and predict.py would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_at_once_and_keeps_the_answers_received(server, checkpoint, tiny_checkpoint, tmp_path):
     server.script = [None] * 4 + [("hang",)] * 50  # four requests answered, then a server that never answers
     command = predict_llm(tiny_checkpoint, tmp_path / "cache", *SURNAMES)  # 20 requests of 10 names, 4 at a time
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT.parent,
-                               env=cli_env(OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url))
+                               env=cli_env(OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url),
+                               preexec_fn=foreground)
     try:
         # 8 requests: each of the 4 workers got its answer and now hangs on its next request
         wait_for(lambda: len(server.requests) == 8 or process.poll() is not None)
