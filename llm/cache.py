@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -27,13 +28,24 @@ class AnswerCache:
         self.key = hashlib.sha256(key.encode()).hexdigest()
         self.path = Path(directory) / FILE_NAME
         self.lock = threading.Lock()  # the worker threads of one run add answers side by side
+        for attempt in range(200):
+            try:
+                self.answers = self._open()  # name -> {"answer", "tokens", "seconds"}
+                break
+            except UserError as e:
+                # switching a new file to WAL needs it alone, and SQLite refuses at once rather than wait, so two
+                # runs that open a new cache at the same moment take turns here
+                if "database is locked" not in str(e) or attempt == 199:
+                    raise
+                time.sleep(0.05)
+
+    def _open(self) -> dict[str, dict]:
         with self._transaction() as db:
             db.execute("PRAGMA journal_mode=WAL")  # stored in the file: every later connection uses it
             db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT, name TEXT, answer TEXT, tokens REAL, "
                        "seconds REAL, PRIMARY KEY (key, name))")
             rows = db.execute("SELECT name, answer, tokens, seconds FROM answers WHERE key = ?", (self.key,))
-            self.answers = {name: {"answer": answer, "tokens": tokens, "seconds": seconds}
-                            for name, answer, tokens, seconds in rows}  # name -> {"answer", "tokens", "seconds"}
+            return {name: {"answer": answer, "tokens": tokens, "seconds": seconds} for name, answer, tokens, seconds in rows}
 
     @contextmanager
     def _transaction(self):
