@@ -49,11 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def test_split_rows(checkpoint: dict, split_data: Path | None) -> tuple[list[str], list[str], list[str], dict]:
-    """(raw names, normalised names, true countries, description) of the test split the checkpoint's training held out."""
-    from utils.data import SurnameData
-
-    data = SurnameData.from_record(checkpoint["data"], split_data)
+def test_split_rows(checkpoint: dict, data) -> tuple[list[str], list[str], list[str], dict]:
+    """(raw names, normalised names, true countries, description) of the test split the checkpoint's training held
+    out, from `data`, the checkpoint's data set rebuilt (utils.data.SurnameData.from_record)."""
     if data.countries != list(checkpoint["countries"]):
         raise DataError(f"{data.path}: its countries differ from the checkpoint's")
     rows = data.split.test
@@ -167,11 +165,18 @@ def main(argv=None) -> int:
     checkpoint_path, checkpoint = paths[0], load(paths[0])
     countries = predictor.countries
     predictor.set_prior(read_prior(args.prior, countries, predictor.members[0].train_prior))
+    try:  # the training data: the test split, and the countries it files each name under
+        data_set = SurnameData.from_record(checkpoint["data"], args.split_data)
+    except DataError as e:
+        if args.data is None:
+            raise
+        print(f"note: accuracy counting any country of a name's is left out ({e})", file=sys.stderr)
+        data_set = None
     if args.data is not None:
         raw, normalised, truth, about = labelled_file_rows(args.data, countries)
         tag = f"data_{args.data.stem}"
     else:
-        raw, normalised, truth, about = test_split_rows(checkpoint, args.split_data)
+        raw, normalised, truth, about = test_split_rows(checkpoint, data_set)
         tag = "test"
 
     if args.limit:
@@ -186,11 +191,7 @@ def main(argv=None) -> int:
     rnn_seconds = (time.perf_counter() - started) / len(normalised)
     top = [[countries[i] for i in row] for row in probs.topk(min(3, len(countries)), dim=1).indices.tolist()]
     predicted = [ranked[0] for ranked in top]
-    try:  # the countries the data set files each name under, for "any of its countries is right"
-        known = SurnameData.from_record(checkpoint["data"], args.split_data).countries_by_name()
-    except DataError as e:
-        print(f"note: accuracy counting any country of a name's is left out ({e})", file=sys.stderr)
-        known = {}
+    known = data_set.countries_by_name() if data_set is not None else {}
     report = {"checkpoint": [str(p) for p in paths], "backend": "checkpoint", "prior": args.prior, **about,
               **evaluation_report(raw, truth, predicted, top, countries),
               "probabilities": trust_report(predictor, probs, normalised, truth, predicted, known)}
