@@ -138,11 +138,7 @@ def main(argv=None) -> int:
         answer = "unknown" if abstained else p.country
         explanation = predictor.explain(p.normalised, p.country) if args.explain else []
         if args.json:
-            print(json.dumps({"name": p.name, "normalised": p.normalised, "country": answer, "abstained": abstained,
-                              "top": [{"country": c, "probability": round(prob, 6)} for c, prob in p.top],
-                              "seen_in_training": predictor.seen_in_training(p.normalised),
-                              **({"explanation": [{"letter": letter, "effect": round(effect, 6)}
-                                                  for letter, effect in explanation]} if args.explain else {})},
+            print(json.dumps(predictor.record(p, args.min_probability, explanation if args.explain else None),
                              ensure_ascii=False))
             continue
         line = answer if len(names) == 1 and args.topk == 1 else f"{p.name}\t{answer}"

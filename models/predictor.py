@@ -136,6 +136,17 @@ class Predictor:
                            self.alphabet.unknown_chars(norm))
                 for name, norm, row_values, row_indices in zip(names, normalised, values, indices)]
 
+    def record(self, p: Prediction, min_probability: float = 0.0,
+               explanation: list[tuple[str, float]] | None = None) -> dict:
+        """One name's answer as a JSON-ready dict: what `predict.py --json` prints and serve.py returns. The country
+        is "unknown" (abstained) when the top probability is below `min_probability`; the best guess stays in top."""
+        abstained = p.top[0][1] < min_probability
+        return {"name": p.name, "normalised": p.normalised, "country": "unknown" if abstained else p.country,
+                "abstained": abstained, "top": [{"country": c, "probability": round(prob, 6)} for c, prob in p.top],
+                "seen_in_training": self.seen_in_training(p.normalised),
+                **({"explanation": [{"letter": letter, "effect": round(effect, 6)} for letter, effect in explanation]}
+                   if explanation is not None else {})}
+
     def explain(self, normalised_name: str, country: str) -> list[tuple[str, float]]:
         """Each letter of the name with how much `country`'s probability drops when that letter alone is hidden
         (read as an unknown character); a negative number means the letter spoke against it."""
