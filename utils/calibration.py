@@ -61,18 +61,24 @@ def read_prior(spec: str, countries: list[str], data_prior) -> torch.Tensor | No
         raise UserError(f"{path}: expected a JSON object or country<TAB>share lines") from None
     if not isinstance(shares, dict):
         raise UserError(f"{path}: expected a JSON object of country: share")
+    return shares_prior(shares, countries, str(path))
+
+
+def shares_prior(shares: dict, countries: list[str], source: str) -> torch.Tensor:
+    """{"Spanish": 0.8, "English": 0.2} as [n_countries] shares summing to 1 (countries left out get 0);
+    UserError, saying `source`, for an unknown country, a share that is not a number >= 0, or shares adding to 0."""
     unknown = sorted(set(shares) - set(countries))
     if unknown:
-        raise UserError(f"{path}: countries the model does not know: {', '.join(unknown)}")
+        raise UserError(f"{source}: countries the model does not know: {', '.join(unknown)}")
     values = []
     for country in countries:
         share = shares.get(country, 0.0)
-        if not isinstance(share, (int, float)) or not math.isfinite(share) or share < 0:
-            raise UserError(f"{path}: the share of {country} must be a number >= 0")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share) or share < 0:
+            raise UserError(f"{source}: the share of {country} must be a number >= 0")
         values.append(float(share))
     total = sum(values)
     if total <= 0:
-        raise UserError(f"{path}: the shares add up to 0")
+        raise UserError(f"{source}: the shares add up to 0")
     return torch.tensor(values, dtype=torch.float64) / total
 
 
