@@ -6,14 +6,18 @@
     python train.py --resume                          # continue the interrupted run in save_model/
     python train.py --help                            # every flag, with its default
 
-Writes to save_model/: <model>_classification_<epoch>.bin after every epoch,
-<model>_classification_best.bin (best on validation, with its test score), <model>_history.json and
-<model>_curves.png. The test split is read once, at the end, with the best-on-validation weights.
-Ctrl-C stops at the next step and leaves <model>_resume.bin, from which --resume continues to
-exactly the weights and history an uninterrupted run would have. One run at a time owns a save folder.
+A run writes into its own folder, save_model/runs/<model>-<date>-<time>/: <family>_classification_<epoch>.bin
+after every epoch and <family>_classification_best.bin (best on validation so far) for each family it trains.
+Only when it has finished does it publish save_model/<model>_classification_best.bin (with its test score),
+<model>_history.json and <model>_curves.png, and point save_model/latest at it; an interrupted or failed run
+never replaces what a finished run published. The test split is read once, at the end, with the
+best-on-validation weights. Ctrl-C stops at the next step and leaves <family>_resume.bin in the run's folder,
+from which --resume continues to exactly the weights and history an uninterrupted run would have. One run at a
+time owns a save folder.
 """
 import argparse
 import json
+import math
 import signal
 import time
 from dataclasses import asdict, fields
@@ -37,9 +41,12 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
         flag, default, help = "--" + field.name.replace("_", "-"), getattr(defaults, field.name), field.metadata["help"]
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, nargs="+", default=default, help=f"{help} (default: {' '.join(default)})")
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"{help} (default: {default})")
     given = vars(parser.parse_args(argv))
+    given["data"] = tuple(given["data"])
     resume = given.pop("resume")
     cfg = TrainConfig(**given)
     if resume is not None:
@@ -57,7 +64,38 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
         parser.error("--max-steps, --threads, --balance-power and --posthoc-adjust must not be negative")
     if not (0 < cfg.val_fraction < 0.5 and 0 < cfg.test_fraction < 0.5):
         parser.error("--val-fraction and --test-fraction must be between 0 and 0.5")
+    for name, (low, high) in RANGES.items():
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and low <= value <= high):  # NaN and infinity fail every comparison but !=
+            parser.error(f"--{name.replace('_', '-')} must be between {low} and {high} (got {value})")
+    if cfg.n_embd % cfg.n_head:
+        parser.error(f"--n-head ({cfg.n_head}) must divide --n-embd ({cfg.n_embd})")
+    too_big = [(part, n) for part in parts if (n := parameter_count(part, cfg)) > MAX_PARAMETERS]
+    if too_big:
+        parser.error(f"--model {too_big[0][0]} with these sizes has {too_big[0][1]:,} parameters; at most "
+                     f"{MAX_PARAMETERS:,} fit in memory with the optimiser's state (lower --hidden-size, --num-layers, "
+                     "--n-embd or --n-layer)")
     return cfg, None
+
+
+# The range of every numeric flag (after the checks above for the usual mistakes): finite, and small enough to fit
+RANGES = {"epochs": (1, 100_000), "batch_size": (1, 1 << 16), "hidden_size": (1, 8192), "num_layers": (1, 64),
+          "ngram_order": (1, 10), "n_layer": (1, 256), "n_head": (1, 256), "n_embd": (1, 8192), "lr": (1e-12, 10.0),
+          "dropout": (0.0, 1.0), "letter_dropout": (0.0, 1.0), "balance_power": (0.0, 10.0),
+          "posthoc_adjust": (0.0, 1.0), "seed": (0, 2 ** 32 - 1), "threads": (0, 256), "max_steps": (0, 10 ** 12),
+          "log_every": (1, 10 ** 12), "val_fraction": (0.0, 0.5), "test_fraction": (0.0, 0.5)}
+MAX_PARAMETERS = 100_000_000  # a family's trainable size: 1.6 GB in float32 with Adam's two moments and the gradient
+
+
+def parameter_count(family: str, cfg: TrainConfig) -> int:
+    """How many parameters `family` has with cfg's sizes (two countries), counted on the meta device: no memory."""
+    import torch
+
+    from models import build_model, model_args
+
+    with torch.device("meta"):
+        model = build_model(family, asdict(model_args(family, cfg, ALPHABET, 2)))
+    return sum(p.numel() for p in model.parameters())
 
 
 def resumed_config(parser, cfg: TrainConfig, resume: str, argv) -> tuple[TrainConfig, Path]:
@@ -70,7 +108,7 @@ def resumed_config(parser, cfg: TrainConfig, resume: str, argv) -> tuple[TrainCo
         parser.error("--resume continues a run with its own config: give no other flag but --save-dir")
     path = Path(resume) if resume else None
     if path is None:
-        found = sorted(Path(cfg.save_dir).glob("*_resume.bin"), key=lambda p: p.stat().st_mtime)
+        found = ckpt.resume_files(cfg.save_dir)
         if not found:
             raise UserError(f"nothing to resume in {cfg.save_dir}: no *_resume.bin (a finished run leaves none)")
         path = found[-1]
@@ -140,20 +178,24 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     val_loader = make_loader(data.dataset("val", alphabet), 1024, shuffle=False)
     test_loader = make_loader(data.dataset("test", alphabet), 1024, shuffle=False)
     odd = sorted({ch for name in data.names for ch in alphabet.unknown_chars(name)})
-    say(f"data: {len(data.names)} names, {len(data.countries)} countries from {data.path}; split train/val/test "
+    say(f"data: {len(data.names)} names, {len(data.countries)} countries from {data.description}; split train/val/test "
         f"{len(data.split.train)}/{len(data.split.val)}/{len(data.split.test)} rows, grouped by name"
         + (f"; characters read as unknown: {''.join(odd)}" if odd else ""))
 
-    # --- each family of the model in turn (one, or the members of a mix), best on validation ---
+    # --- each family of the model in turn (one, or the members of a mix), best on validation, in the run's folder ---
     resumed = ckpt.load(resume_path) if resume_path is not None else None
+    if not dist.main:
+        run_dir = save_dir  # only the main process writes
+    else:
+        run_dir = resume_path.parent if resume_path is not None else ckpt.new_run_dir(save_dir, cfg.model)
     members, histories = [], {}
     for family in cfg.model.split("+"):
         if resumed is not None and family in resumed["resume"]["members_done"]:
-            members.append(ckpt.load(ckpt.best_path(save_dir, family)))  # trained before the interruption
+            members.append(trained_member(run_dir, family, cfg, data))  # trained before the interruption
             continue
         resume = resumed if resumed is not None and resumed["family"] == family else None
         result = train_family(family, cfg, data, alphabet, val_loader, resume, [m["family"] for m in members],
-                              stop, dist, device, say)
+                              stop, dist, device, say, run_dir)
         if result == 130:
             return 130
         members.append(result["best"])
@@ -175,32 +217,48 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
              "seen": data.countries_by_name("train"), "finished": True}
     if not dist.main:
         return {"history": history}
-    best_path = ckpt.save(final, ckpt.best_path(save_dir, cfg.model))
-    for family in cfg.model.split("+"):
-        (save_dir / f"{family}_resume.bin").unlink(missing_ok=True)
+    ckpt.validate(final, f"the trained {cfg.model}")  # finite weights and numbers, or nothing is published
     n_params = sum(t.numel() for t in final["model_state"].values())
     history = {**history, "members": histories if len(members) > 1 else None,
                "test": {"epoch": final["epoch"], **test}, "seconds": time.perf_counter() - start,
                "parameters": n_params, "config": asdict(cfg)}
-    history_path = save_dir / f"{cfg.model}_history.json"
-    ckpt.write_text(history_path, json.dumps(history, indent=1))
+    history_path = ckpt.write_text(save_dir / f"{cfg.model}_history.json", json.dumps(history, indent=1))
 
     from utils.plot import plot_history  # matplotlib only here, at the end
 
     curved = list(histories)[-1] if histories else cfg.model  # a mix's curves are its last-trained member's
-    title = f"{curved} on {data.path.name}" + (f" (in {cfg.model})" if curved != cfg.model else "")
-    curves_path = plot_history(history, save_dir / f"{cfg.model}_curves.png", title=title)
+    title = f"{curved} on {data.record()['file']}" + (f" (in {cfg.model})" if curved != cfg.model else "")
+    drawn = plot_history(history, run_dir / f"{cfg.model}_curves.png", title=title)
+    curves_path = ckpt.write_atomic(save_dir / drawn.name, lambda f: f.write(drawn.read_bytes()))
+    best_path = ckpt.publish(save_dir, cfg.model, final)  # last: the finished run becomes the default model
+    for family in cfg.model.split("+"):
+        (run_dir / f"{family}_resume.bin").unlink(missing_ok=True)
     say(f"test ({len(y_true)} names, best epoch {final['epoch']}): accuracy {test['accuracy']:.3f}  "
         f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  "
         f"calibration error {test['ece']:.3f} (temperature {temperature:.2f}, fitted on validation)")
     say(f"saved {best_path}, {history_path}, {curves_path}  ({time.perf_counter() - start:.1f}s)")
-    return {"history": history, "best_path": best_path, "history_path": history_path}
+    return {"history": history, "best_path": best_path, "history_path": history_path, "run_dir": run_dir}
+
+
+def trained_member(run_dir: Path, family: str, cfg: TrainConfig, data) -> dict:
+    """A member of a mix that an interrupted run finished training, from the run's own folder, checked to be
+    that run's: the same family, data, countries and config (another run's model is never taken)."""
+    from models import checkpoint as ckpt
+
+    path = ckpt.best_path(run_dir, family)
+    member = ckpt.load(path)
+    config = {k: v for k, v in member["config"].items() if k != "save_dir"}
+    if member["family"] != family or member["data"] != data.record() or member["countries"] != data.countries \
+            or config != {k: v for k, v in asdict(cfg).items() if k != "save_dir"}:
+        raise UserError(f"{path}: not the {family} this run trained (its data or config differ); cannot resume, "
+                        "start the run again")
+    return member
 
 
 def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resumed: dict | None,
-                 members_done: list[str], stop: StopFlag, dist, device, say) -> dict | int:
-    """Train one model of `family` on the training split; returns its best-on-validation checkpoint payload
-    and its history, or 130 when Ctrl-C stopped it (after saving <family>_resume.bin)."""
+                 members_done: list[str], stop: StopFlag, dist, device, say, run_dir: Path) -> dict | int:
+    """Train one model of `family` on the training split, its files in `run_dir`; returns its best-on-validation
+    checkpoint payload and its history, or 130 when Ctrl-C stopped it (after saving <family>_resume.bin)."""
     import torch
     from tqdm import tqdm
 
@@ -211,7 +269,7 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
     from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler,
                                 prediction_offset, train_step)
 
-    save_dir, countries = Path(cfg.save_dir), data.countries
+    countries = data.countries
     train_set = data.dataset("train", alphabet, dedupe=True, feminine=cfg.feminine_forms)  # distinct pairs
     sampler = LengthBucketSampler(train_set.lengths, cfg.batch_size, shuffle=True, seed=cfg.seed)
     args = model_args(family, cfg, alphabet.letters, len(countries))
@@ -236,7 +294,7 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
     base = {"family": family, "model_args": asdict(args), "alphabet": alphabet.letters, "countries": countries,
             "train_prior": data.class_shares("train").tolist(), "logit_offset": offset.tolist(),
             "temperature": 1.0, "data": data.record(), "config": asdict(cfg)}
-    resume_file = save_dir / f"{family}_resume.bin"
+    resume_file = run_dir / f"{family}_resume.bin"
 
     # --- where to start: the beginning, or where an interrupted run stopped ---
     log = RunningLog(cfg.log_every)
@@ -282,7 +340,10 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
                 batch = train_set.__getitems__(batches[i])
                 loss, correct = train_step(trained, batch, optimizer, scheduler, loss_weight, cfg.letter_dropout,
                                            alphabet.unknown_index, device)
-                log.add(loss.item() * len(batch[2]), correct.item(), len(batch[2]))
+                if not math.isfinite(loss_value := loss.item()):
+                    raise UserError(f"{family}: the training loss became {loss_value} at step {steps + 1} (epoch "
+                                    f"{epoch}); nothing was published. Try a lower --lr")
+                log.add(loss_value * len(batch[2]), correct.item(), len(batch[2]))
                 steps += 1
                 if steps == cfg.max_steps:  # never true for 0, "no limit"
                     break
@@ -306,11 +367,11 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
             f"val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
         payload = {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": record, "finished": False}
         if dist.main:
-            ckpt.save(payload, ckpt.epoch_path(save_dir, family, epoch))
+            ckpt.save(payload, ckpt.epoch_path(run_dir, family, epoch))
         if val["accuracy"] > best_accuracy:
             best, best_accuracy = payload, val["accuracy"]
             if dist.main:
-                ckpt.save(best, ckpt.best_path(save_dir, family))
+                ckpt.save(best, ckpt.best_path(run_dir, family))
         out_of_steps = steps == cfg.max_steps > 0
         last = out_of_steps or epoch == epochs
         if not counted and not last and dist.main:

@@ -23,7 +23,7 @@ Checkpoints are written to a temp file and renamed, so a reader never sees half 
 """
 import math
 import os
-import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import torch
 from config.config import SAVE_DIR
 from models import FAMILIES
 from models import build_model as build_family
+from utils import files
 from utils.errors import CheckpointError
 
 FORMAT = "surname-classifier/2"
@@ -40,6 +41,10 @@ REQUIRED = {"family": str, "model_args": dict, "model_state": dict, "alphabet": 
             "train_prior": list, "logit_offset": list, "temperature": float, "data": dict, "config": dict}
 DATA_RECORD = {"file": str, "sha256": str, "seed": int, "val_fraction": float, "test_fraction": float}
 MAX_SIZE_ARG = 1 << 16  # no integer size in a family's args is larger (hidden size, layers, orders, table sizes)
+
+
+RUNS = "runs"  # <save_dir>/runs/<run>/: a training run's own files (epochs, best so far, resume), until it finishes
+LATEST = "latest"  # <save_dir>/latest: the file name of the newest finished run's best checkpoint, one line
 
 
 def best_path(save_dir: str | Path, family: str) -> Path:
@@ -53,18 +58,9 @@ def epoch_path(save_dir: str | Path, family: str, epoch: int) -> Path:
 def write_atomic(path: str | Path, write) -> Path:
     """Call write(binary file) on a temp file beside `path`, then rename it to `path`: a reader sees the old
     file or the new one, never half of one, and the temp file never outlives a failure. Every file a run
-    writes (checkpoints, histories, reports) goes through here."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    writes (checkpoints, histories, reports) goes through here; only a regular file is ever replaced, and a
+    file that cannot be written is one line (utils.files)."""
+    return files.write_atomic(path, write)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -163,9 +159,56 @@ def build_model(payload: dict, source="checkpoint") -> torch.nn.Module:
     return model.eval()
 
 
+def new_run_dir(save_dir: str | Path, model: str) -> Path:
+    """A folder of its own for a new training run, <save_dir>/runs/<model>-<date>-<time>[-n]: its epoch, best-so-far
+    and resume files live there, so nothing a finished run published is touched until this run finishes."""
+    runs = Path(save_dir) / RUNS
+    stem = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1000):
+        folder = runs / (stem if n == 0 else f"{stem}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise files.cannot_write(folder, e) from None
+    raise CheckpointError(f"{runs}: no free run folder name for {stem}")
+
+
+def resume_files(save_dir: str | Path) -> list[Path]:
+    """Every <family>_resume.bin of an interrupted run in the save folder, oldest first (older layouts kept
+    them in the save folder itself)."""
+    save_dir = Path(save_dir)
+    found = [*save_dir.glob(f"{RUNS}/*/*_resume.bin"), *save_dir.glob("*_resume.bin")]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def publish(save_dir: str | Path, model: str, payload: dict) -> Path:
+    """Write a finished run's checkpoint as <save_dir>/<model>_classification_best.bin, then point
+    <save_dir>/latest at it: the one step that makes it the default model."""
+    if not payload.get("finished"):
+        raise ValueError("only a finished run is published")
+    path = save(payload, best_path(save_dir, model))
+    write_text(Path(save_dir) / LATEST, path.name + "\n")
+    return path
+
+
 def default_checkpoint(save_dir: str | Path = SAVE_DIR) -> Path:
-    """The newest best checkpoint of a run that finished (an interrupted run's is never the default)."""
-    candidates = sorted(Path(save_dir).glob(f"*{BEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    """The best checkpoint of the newest finished run: the one <save_dir>/latest names, else the newest finished
+    <model>_classification_best.bin (an interrupted run's is never the default)."""
+    save_dir = Path(save_dir)
+    try:
+        pointed = save_dir / (save_dir / LATEST).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        pointed = None
+    if pointed is not None and pointed.name.endswith(BEST_SUFFIX) and pointed.parent == save_dir:
+        try:
+            if load(pointed).get("finished"):
+                return pointed
+        except CheckpointError:
+            pass
+    candidates = sorted(save_dir.glob(f"*{BEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
         try:
             if load(path).get("finished"):
@@ -214,7 +257,7 @@ class SaveDirLock:
         self.file.truncate()
         self.file.write(f"pid {os.getpid()}\n")
         self.file.flush()
-        for stale in self.save_dir.glob(".*.tmp"):  # left by a writer that was killed mid-write
+        for stale in [*self.save_dir.glob(".*.tmp"), *self.save_dir.glob(f"{RUNS}/*/.*.tmp")]:  # a killed writer's
             stale.unlink(missing_ok=True)
         return self
 

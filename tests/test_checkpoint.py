@@ -1,13 +1,16 @@
 """models/checkpoint.py: what a checkpoint holds, the atomic write, every refusal of a bad file, and the default."""
+import errno
 import math
 import os
+import stat
+import tempfile
 
 import pytest
 import torch
 
 from models.predictor import Predictor
 from models import checkpoint as ckpt
-from utils.errors import CheckpointError
+from utils.errors import CheckpointError, UserError
 
 NAMES = ["Nakamura", "Ivanov", "Smith", "lucy", "Müller", "Maxa/B"]
 
@@ -29,7 +32,8 @@ def test_checkpoint_is_self_describing(tiny_checkpoint):
     assert checkpoint["config"]["epochs"] == 4 and 1 <= checkpoint["epoch"] <= 4
     assert sum(checkpoint["train_prior"]) == pytest.approx(1.0) and len(checkpoint["logit_offset"]) == 3
     assert ckpt.best_path(tiny_checkpoint.parent, "gru") == tiny_checkpoint
-    assert ckpt.epoch_path(tiny_checkpoint.parent, "gru", 2).is_file()
+    [run] = (tiny_checkpoint.parent / ckpt.RUNS).iterdir()  # the run's own folder keeps its epochs
+    assert ckpt.epoch_path(run, "gru", 2).is_file()
 
 
 def test_round_trip_gives_identical_predictions(tiny_checkpoint, tmp_path):
@@ -68,12 +72,64 @@ def test_a_write_that_fails_midway_leaves_the_old_file_whole_and_no_temp_file(ha
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", save_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(UserError, match="No space left"):  # one line, as every file error
         ckpt.save(payload_of(hand_checkpoint), hand_checkpoint)
     monkeypatch.setattr(torch, "save", real_save)
     assert hand_checkpoint.read_bytes() == before  # a reader still finds the old checkpoint, whole
     assert sorted(p.name for p in folder.iterdir()) == [hand_checkpoint.name]  # no temp file left
     assert ckpt.load(hand_checkpoint)["countries"] == ["English", "Japanese", "Russian"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink", "fifo", "device"])
+def test_only_a_regular_file_is_ever_replaced(tmp_path, kind):
+    target, aim = tmp_path / "out.bin", tmp_path / "aim.bin"
+    aim.write_bytes(b"kept")
+    if kind == "folder":
+        target.mkdir()
+    elif kind == "symlink":
+        target.symlink_to(aim)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:  # a device node of its own (never a real one: a rename as root would replace it with a file)
+        if os.geteuid() != 0:
+            pytest.skip("only root makes device nodes")
+        os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    with pytest.raises(UserError, match="not a regular file: refusing to replace it") as e:
+        ckpt.write_text(target, "new")
+    assert "\n" not in str(e.value) and aim.read_bytes() == b"kept"
+    assert not stat.S_ISREG(os.lstat(target).st_mode) and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.EROFS])
+def test_an_unwritable_folder_is_one_line(tmp_path, monkeypatch, error):
+    def refuse(*args, **kwargs):  # what a folder the user cannot write, or a read-only mount, answers (even to root)
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(UserError, match=rf"cannot write .*out.bin \({os.strerror(error)}\)"):
+        ckpt.write_text(tmp_path / "out.bin", "new")
+
+
+def test_a_written_file_gets_the_umask_mode_not_a_temp_files(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert ckpt.write_text(tmp_path / "shared.json", "{}").stat().st_mode & 0o777 == 0o644  # a colleague reads it
+    finally:
+        os.umask(old)
+
+
+def test_the_default_is_what_latest_names_when_it_is_finished(hand_checkpoint, tmp_path):
+    save_dir, good = tmp_path / "save", payload_of(hand_checkpoint)
+    older = ckpt.publish(save_dir, "rnn", good)
+    newer = ckpt.save(good, ckpt.best_path(save_dir, "gru"))
+    os.utime(older, (1e9, 1e9))  # by modification time gru would win; latest says rnn
+    assert (save_dir / ckpt.LATEST).read_text() == "rnn_classification_best.bin\n"
+    assert ckpt.default_checkpoint(save_dir) == older
+    for pointer in ["../elsewhere_classification_best.bin\n", "gru_classification_1.bin", "\xff"]:
+        (save_dir / ckpt.LATEST).write_text(pointer)  # outside the folder, not a best file, garbage: by time
+        assert ckpt.default_checkpoint(save_dir) == newer
+    with pytest.raises(ValueError):
+        ckpt.publish(save_dir, "lstm", {**good, "finished": False})
 
 
 def test_missing_corrupt_and_foreign_files_are_one_line(tiny_checkpoint, tmp_path):

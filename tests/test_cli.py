@@ -32,8 +32,9 @@ def run_main(main, argv: list[str]) -> int | str:
 def test_train_predict_evaluate_end_to_end(tiny_run, tmp_path):
     save, checkpoint = tiny_run["save"], str(tiny_run["checkpoint"])
     assert tiny_run["stdout"].startswith("config: {") and "test (12 names, best epoch" in tiny_run["stdout"]
-    assert {p.name for p in save.iterdir()} >= {f"gru_classification_{e}.bin" for e in (1, 2, 3, 4)} | {
-        "gru_classification_best.bin", "gru_history.json", "gru_curves.png"}
+    assert {p.name for p in save.iterdir()} >= {"gru_classification_best.bin", "gru_history.json", "gru_curves.png"}
+    assert {p.name for p in save.glob("runs/gru-*/*.bin")} == {f"gru_classification_{e}.bin" for e in (1, 2, 3, 4)} | {
+        "gru_classification_best.bin"}  # the run's own files
     history = json.loads((save / "gru_history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3, 4] and "accuracy" in history["test"]
 

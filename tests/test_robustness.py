@@ -178,9 +178,8 @@ def test_an_interrupted_run_resumes_to_the_weights_and_history_of_an_uninterrupt
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert "python train.py --resume" in out
-    assert (tmp_path / "cut" / "gru_resume.bin").exists()
-    assert not (tmp_path / "cut" / "gru_classification_best.bin").exists() or \
-        not ckpt.load(tmp_path / "cut" / "gru_classification_best.bin")["finished"]
+    [resume_file] = (tmp_path / "cut").glob("runs/gru-*/gru_resume.bin")  # in the run's own folder
+    assert not (tmp_path / "cut" / "gru_classification_best.bin").exists()  # nothing published
 
     resumed = run_script("train.py", "--resume", "--save-dir", str(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
@@ -194,7 +193,7 @@ def test_an_interrupted_run_resumes_to_the_weights_and_history_of_an_uninterrupt
         assert history_a[key] == history_b[key]
     strip = [{k: v for k, v in e.items() if k != "seconds"} for e in history_a["epochs"]]
     assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in history_b["epochs"]]
-    assert not (tmp_path / "cut" / "gru_resume.bin").exists()  # a finished run leaves nothing to resume
+    assert not resume_file.exists()  # a finished run leaves nothing to resume
 
 
 def test_resume_with_nothing_to_resume_says_so(tmp_path):

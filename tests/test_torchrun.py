@@ -23,8 +23,9 @@ def test_two_processes_train_one_model_that_predict_loads(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("test (") == 1 and "2 processes" in result.stdout  # rank 0 alone speaks
-    assert sorted(p.name for p in save.glob("*.bin")) == ["gru_classification_1.bin", "gru_classification_2.bin",
-                                                          "gru_classification_best.bin"]
+    assert sorted(p.name for p in save.glob("*.bin")) == ["gru_classification_best.bin"]  # published once
+    assert sorted(p.name for p in save.glob("runs/*/*.bin")) == ["gru_classification_1.bin", "gru_classification_2.bin",
+                                                                 "gru_classification_best.bin"]  # one run folder
     payload = ckpt.load(save / "gru_classification_best.bin")
     assert payload["finished"] and not any(key.startswith("module.") for key in payload["model_state"])  # not DDP's
     predicted = run_script("predict.py", "Nakamura", "--checkpoint", str(save / "gru_classification_best.bin"))

@@ -217,9 +217,13 @@ def test_a_short_run_dedupes_stops_at_max_steps_and_stores_the_row_mix(tmp_path)
     assert history["epochs"][0]["samples"] == len(distinct) == 24  # each distinct training name once an epoch
     assert result["best_path"] == save / "lstm_classification_best.bin"
     assert json.loads(result["history_path"].read_text())["test"] == history["test"]
-    assert {p.name for p in save.iterdir()} >= {"lstm_classification_1.bin", "lstm_classification_2.bin",
-                                                 "lstm_classification_best.bin", "lstm_history.json", "lstm_curves.png"}
-    assert not (save / "lstm_classification_3.bin").exists()
+    assert {p.name for p in save.iterdir()} == {"lstm_classification_best.bin", "lstm_history.json", "lstm_curves.png",
+                                                 "latest", "runs", ".lock"}  # what the finished run published
+    assert (save / "latest").read_text() == "lstm_classification_best.bin\n"
+    run = result["run_dir"]  # the run's own files
+    assert run.parent == save / "runs" and run.name.startswith("lstm-")
+    assert {p.name for p in run.iterdir()} == {"lstm_classification_1.bin", "lstm_classification_2.bin",
+                                               "lstm_classification_best.bin", "lstm_curves.png"}
     assert (save / "lstm_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     checkpoint = load(result["best_path"])
