@@ -5,6 +5,7 @@
     python evaluate.py --checkpoint a.bin b.bin  # several models predicting together (mean probability)
     python evaluate.py --data my_names.tsv      # every row of any labelled file or <Country>.txt folder
     python evaluate.py --json                   # the JSON on stdout instead of the tables
+    python evaluate.py --domains                # one table: the test split per source, and external_val.tsv
     python evaluate.py --backend llm --limit 200 --shots 5   # a chat model beside the RNN on 200 test names
 
 Prints accuracy, balanced accuracy (mean per-country recall), macro-F1, top-3 accuracy, a
@@ -32,6 +33,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="evaluate on every row of this names.tsv or <Country>.txt folder instead of the test split")
     parser.add_argument("--split-data", type=Path, default=None,
                         help="the data the checkpoint was trained on, if not the embedded data set (checked by its sha256)")
+    parser.add_argument("--domains", action="store_true",
+                        help="print one table across domains instead: the test split of each data source (the "
+                             "tutorial's names, each corpus source) and each --external file")
+    parser.add_argument("--external", type=Path, nargs="*", default=None,
+                        help="labelled files of names for --domains (default: ../shared/data/external_val.tsv "
+                             "where it exists)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON, markdown and PNG (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the tables")
     parser.add_argument("--prior", default="model",
@@ -75,6 +82,30 @@ def labelled_file_rows(path: Path, countries: list[str]) -> tuple[list[str], lis
         raise DataError(f"{path}: no rows left to evaluate (none of its countries is known to the checkpoint)")
     about = {"set": "data", "data": str(path), "left_out": {"unknown_countries": unknown, "invalid_names": len(invalid)}}
     return raw, normalised, truth, about
+
+
+def domains_report(predictor, data, externals: list[Path]) -> dict[str, dict]:
+    """The across-domains table's rows: the test split, whole and by each row's origin (a data file, or a corpus
+    source), then every row of each external file whose country the model knows."""
+    from utils.data import read_labelled
+    from utils.metrics import domain_row
+
+    label_of = {country: i for i, country in enumerate(predictor.countries)}
+
+    def row(normalised: list[str], truth: list[str]) -> dict:
+        probs = predictor.probabilities(normalised)
+        return domain_row(probs, [label_of[c] for c in truth], [bool(predictor.seen_in_training(n)) for n in normalised])
+
+    test = data.split.test
+    rows = {"test split, all sources": row([data.names[r] for r in test], [data.countries[data.labels[r]] for r in test])}
+    origins = sorted({data.samples[r].origin for r in test}, key=lambda o: (o != data.path.name, o))
+    for origin in origins if len(origins) > 1 else []:
+        mine = [r for r in test if data.samples[r].origin == origin]
+        rows[f"test split: {origin}"] = row([data.names[r] for r in mine], [data.countries[data.labels[r]] for r in mine])
+    for path in externals:
+        _, normalised, truth, _ = read_labelled(path, predictor.countries)
+        rows[path.name] = row(normalised, truth)
+    return rows
 
 
 def trust_report(predictor, probs, normalised: list[str], truth: list[str], predicted: list[str],
@@ -172,6 +203,16 @@ def main(argv=None) -> int:
             raise
         print(f"note: accuracy counting any country of a name's is left out ({e})", file=sys.stderr)
         data_set = None
+    if args.domains:
+        from config.config import EXTERNAL_VAL
+        from utils.metrics import domain_markdown
+
+        if data_set is None:
+            raise DataError("--domains needs the training data of the checkpoint")
+        externals = args.external if args.external is not None else [EXTERNAL_VAL] if EXTERNAL_VAL.exists() else []
+        table = domains_report(predictor, data_set, externals)
+        print(json.dumps(table) if args.json else domain_markdown(table))
+        return 0
     if args.data is not None:
         raw, normalised, truth, about = labelled_file_rows(args.data, countries)
         tag = f"data_{args.data.stem}"

@@ -8,6 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "names.tsv"  # the embedded copy of the tutorial's surname set (data/README.md)
+CORPUS = ROOT / "data" / "corpus.tsv"  # real surnames from licence-clean sources (tools/build_corpus.py)
+# real surnames no data file holds, for measuring only (never trained on; tools/build_corpus.py leaves them out)
+EXTERNAL_VAL = ROOT.parent / "shared" / "data" / "external_val.tsv"
+# names --data takes for sets of files: the tutorial's names alone, or with the corpus of real surnames
+DATA_PRESETS = {"tutorial": (str(DEFAULT_DATA),), "real": (str(DEFAULT_DATA), str(CORPUS))}
 SAVE_DIR = ROOT / "save_model"
 DATA_URL = "https://download.pytorch.org/tutorial/data.zip"  # the official archive (tools/download_data.py)
 
@@ -23,7 +28,9 @@ def option(default, help: str):
 
 @dataclass
 class TrainConfig:
-    data: str = option(str(DEFAULT_DATA), "a names.tsv file (name<TAB>country) or a folder of <Country>.txt files")
+    data: tuple = option(("tutorial",), "the training data: names.tsv files (name<TAB>country), folders of "
+                                        "<Country>.txt files, or a preset: tutorial (the course's 20k names) or real "
+                                        "(those and the corpus of real surnames); several are split file by file")
     model: str = option("ngram+gru", "model family: rnn, lstm, gru (recurrent), ngram (counts), transformer (GPT-style); "
                                "several joined by '+' (gru+ngram) are trained in turn and mixed, with weights fitted "
                                "on validation")

@@ -11,7 +11,7 @@ import torch
 from config.config import ALPHABET, DEFAULT_DATA, MAX_NAME_LENGTH, ROOT, TrainConfig
 from tests.conftest import TINY, TINY_COUNTRIES, write_tiny
 from utils.data import (Alphabet, LengthBucketSampler, NamesDataset, SurnameData, check_name, grouped_split,
-                        load_samples, make_loader, normalise, read_labelled)
+                        data_files, layered_split, load_samples, make_loader, normalise, read_labelled)
 from utils.errors import DataError, InvalidNameError
 
 NAMES_TSV_SHA256 = "e3bff4e585c6a6dd653dc05cd863e7ced3b94a21cd08733f8412df93bf14ca65"  # data/README.md
@@ -35,7 +35,7 @@ def embedded() -> SurnameData:
 
 
 def test_the_embedded_data_set_is_the_default_and_has_its_documented_sha256():
-    assert DEFAULT_DATA == ROOT / "data" / "names.tsv" and TrainConfig().data == str(DEFAULT_DATA)
+    assert DEFAULT_DATA == ROOT / "data" / "names.tsv" and data_files(TrainConfig().data) == [DEFAULT_DATA]
     assert hashlib.sha256(DEFAULT_DATA.read_bytes()).hexdigest() == NAMES_TSV_SHA256
     assert NAMES_TSV_SHA256 in (ROOT / "data" / "README.md").read_text(encoding="utf-8")
 
@@ -73,11 +73,17 @@ def test_blank_lines_bom_and_crlf_are_skipped_and_sources_point_at_the_line(tmp_
     assert [s.source for s in samples] == [f"{path}:1", f"{path}:4", f"{path}:5"]
 
 
+def test_a_third_column_names_each_rows_origin_else_the_file_does(tmp_path):
+    path = tmp_path / "corpus.tsv"
+    path.write_text("Abe\tJapanese\tsinonym\nAdams\tEnglish\n", encoding="utf-8")
+    assert [s.origin for s in load_samples(path)] == ["sinonym", "corpus.tsv"]
+
+
 @pytest.mark.parametrize("line, problem", [
     ("Smith English", "expected 'name<TAB>country'"),
     ("\tEnglish", "empty name"),
     ("Smith\t ", "empty country"),
-    ("Smith\tEnglish\textra", "expected 'name<TAB>country'"),
+    ("Smith\tEnglish\tsource\textra", "expected 'name<TAB>country'"),
 ])
 def test_malformed_tsv_line_names_file_and_line(tmp_path, line, problem):
     path = tmp_path / "bad.tsv"

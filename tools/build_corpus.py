@@ -32,7 +32,7 @@ from pathlib import Path
 
 from anyascii import anyascii
 
-from config.config import ROOT
+from config.config import EXTERNAL_VAL, ROOT
 from utils.data import normalise
 from utils.errors import DataError, UserError, run_script
 
@@ -40,7 +40,6 @@ SOURCES = ROOT / "data" / "corpus_sources.json"
 NATIONALITIES = ROOT / "data" / "nationalities.tsv"
 CORPUS = ROOT / "data" / "corpus.tsv"
 DATA_README = ROOT / "data" / "README.md"
-EXTERNAL_VAL = ROOT.parent / "shared" / "data" / "external_val.tsv"
 COUNTS_BEGIN, COUNTS_END = "<!-- corpus counts: written by tools/build_corpus.py -->", "<!-- end of corpus counts -->"
 
 MAJORITY = 2 / 3  # a surname is kept when one country has at least this share of its votes, else dropped

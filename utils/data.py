@@ -20,7 +20,7 @@ import torch
 from anyascii import anyascii
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from config.config import DEFAULT_DATA, MAX_NAME_LENGTH
+from config.config import DATA_PRESETS, DEFAULT_DATA, MAX_NAME_LENGTH
 from utils.errors import DataError, InvalidNameError
 
 # --- reading ---
@@ -31,6 +31,7 @@ class Sample:
     name: str  # as written in the file
     country: str
     source: str  # "file:line", for messages
+    origin: str = ""  # where the name comes from: a TSV's third column, else the file's name (names.tsv)
 
 
 def _read_lines(path: Path):
@@ -51,17 +52,18 @@ def _read_lines(path: Path):
 
 
 def read_tsv(path: Path) -> list[Sample]:
-    """`name<TAB>country` per line."""
+    """`name<TAB>country` per line, or `name<TAB>country<TAB>origin` (data/corpus.tsv names each row's source)."""
     samples = []
     for number, line in _read_lines(path):
         fields = line.split("\t")
         where = f"{path}:{number}"
-        if len(fields) != 2:
+        if len(fields) not in (2, 3):
             raise DataError(f"{where}: expected 'name<TAB>country', found {len(fields) - 1} tabs in {line[:80]!r}")
         name, country = fields[0].strip(), fields[1].strip()
         if not name or not country:
             raise DataError(f"{where}: empty {'name' if not name else 'country'}")
-        samples.append(Sample(name, country, where))
+        origin = fields[2].strip() if len(fields) == 3 and fields[2].strip() else path.name
+        samples.append(Sample(name, country, where, origin))
     return samples
 
 
@@ -75,12 +77,15 @@ def read_folder(folder: Path) -> list[Sample]:
         for number, line in _read_lines(path):
             if "\t" in line:
                 raise DataError(f"{path}:{number}: a tab inside a name ({line[:80]!r}); is this a TSV file?")
-            samples.append(Sample(line.strip(), path.stem, f"{path}:{number}"))
+            samples.append(Sample(line.strip(), path.stem, f"{path}:{number}", folder.name))
     return samples
 
 
-def load_samples(path: str | Path) -> list[Sample]:
-    """Every labelled name in a TSV file or a folder of <Country>.txt files, in file order."""
+def load_samples(path: str | Path | list) -> list[Sample]:
+    """Every labelled name in a TSV file or a folder of <Country>.txt files (or in several, one after the other), in
+    file order."""
+    if isinstance(path, (list, tuple)) or (str(path) in DATA_PRESETS and not Path(path).exists()):
+        return [sample for one in data_files(path) for sample in load_samples(one)]
     path = Path(path)
     if path.is_dir():
         samples = read_folder(path)
@@ -233,12 +238,14 @@ class Split:
     test: list[int]
 
 
-def grouped_split(names: list[str], labels: list[int], val_fraction: float, test_fraction: float, seed: int) -> Split:
+def grouped_split(names: list[str], labels: list[int], val_fraction: float, test_fraction: float, seed: int,
+                  rare_to_train: bool = False) -> Split:
     """Split the distinct names, so every copy of a name lands on one side; stratified by country.
 
     A name listed under several countries is stratified by the rarest of them (99 of the 100
     Scottish names are also English). The fractions are fractions of distinct names. A country with
-    too few distinct names for a name on every side is refused with the number it needs.
+    too few distinct names for a name on every side is refused with the number it needs, or, with
+    `rare_to_train`, has its names put in the training split.
     """
     from sklearn.model_selection import train_test_split
 
@@ -252,18 +259,47 @@ def grouped_split(names: list[str], labels: list[int], val_fraction: float, test
     # the smallest stratum must give at least one name to each of test, val and train
     need = max(3, int(1 / min(val_fraction, test_fraction)) + 1)
     short = sorted(label for label, n in per_stratum.items() if n < need)
-    if short:
+    rare = []
+    if short and rare_to_train:
+        rare = [g for g, stratum in zip(groups, strata) if stratum in short]
+        groups, strata = zip(*[(g, st) for g, st in zip(groups, strata) if st not in short]) if len(rare) < len(groups) \
+            else ((), ())
+        if not groups:
+            return Split(train=sorted(r for g in rare for r in rows_of[g]), val=[], test=[])
+    elif short:
         raise DataError(f"too few distinct names to put every country on every side of the split (each needs "
                         f"at least {need}): " + ", ".join(f"label {label} has {per_stratum[label]}" for label in short))
-    rest, test, rest_strata, _ = train_test_split(groups, strata, test_size=test_fraction,
-                                                  stratify=strata, random_state=seed)
+    rest, test, rest_strata, _ = train_test_split(list(groups), list(strata), test_size=test_fraction,
+                                                  stratify=list(strata), random_state=seed)
     train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
                                   stratify=rest_strata, random_state=seed)
 
     def rows(part):
         return sorted(r for g in part for r in rows_of[g])
 
-    return Split(train=rows(train), val=rows(val), test=rows(test))
+    return Split(train=rows(train + rare), val=rows(val), test=rows(test))
+
+
+def layered_split(names: list[str], labels: list[int], layers: list[int], val_fraction: float, test_fraction: float,
+                  seed: int) -> Split:
+    """The grouped split of several files, file by file (`layers[row]` is the row's file): the first file is split
+    exactly as it would be alone; in each later file, a name already placed keeps its side, and the new names are
+    split among themselves (a country with too few of them to split trains on them). So every copy of a name is on
+    one side, and adding a file never moves a name of the first file: its test split stays comparable."""
+    side_of: dict[str, str] = {}
+    for layer in sorted(set(layers)):
+        rows = [r for r in range(len(names)) if layers[r] == layer and names[r] not in side_of]
+        if not rows:
+            continue
+        part = grouped_split([names[r] for r in rows], [labels[r] for r in rows], val_fraction, test_fraction, seed,
+                             rare_to_train=layer > 0)
+        for side in ("train", "val", "test"):
+            for i in getattr(part, side):
+                side_of[names[rows[i]]] = side
+    sides = {"train": [], "val": [], "test": []}
+    for row, name in enumerate(names):
+        sides[side_of[name]].append(row)
+    return Split(**sides)
 
 
 # --- batching ---
@@ -337,11 +373,26 @@ def make_loader(dataset: NamesDataset, batch_size: int, shuffle: bool, seed: int
 # --- the data of one run ---
 
 
+def data_files(entries: str | Path | list) -> list[Path]:
+    """The files of --data: paths as given, and the presets of config.DATA_PRESETS (tutorial, real) by name when no
+    file of that name exists."""
+    entries = entries if isinstance(entries, (list, tuple)) else [entries]
+    files = []
+    for entry in entries:
+        if str(entry) in DATA_PRESETS and not Path(entry).exists():
+            files += [Path(p) for p in DATA_PRESETS[str(entry)]]
+        else:
+            files.append(Path(entry))
+    if len(set(files)) != len(files):
+        raise DataError("the same data file is named twice in --data: " + " ".join(map(str, files)))
+    return files
+
+
 @dataclass
 class SurnameData:
-    """Every row of a data set, normalised and labelled, and its grouped split: built once per run,
-    rebuilt from a checkpoint's record."""
-    path: Path
+    """Every row of a data set (one file or several), normalised and labelled, and its grouped split: built once per
+    run, rebuilt from a checkpoint's record."""
+    paths: list[Path]
     samples: list[Sample]
     names: list[str]  # normalised, what the models read
     countries: list[str]  # the label set, sorted
@@ -352,9 +403,21 @@ class SurnameData:
     val_fraction: float
     test_fraction: float
 
+    @property
+    def path(self) -> Path:
+        """The first (or only) data file."""
+        return self.paths[0]
+
+    @property
+    def description(self) -> str:
+        return " + ".join(str(p) for p in self.paths)
+
     @classmethod
-    def build(cls, path: str | Path, val_fraction: float, test_fraction: float, seed: int) -> "SurnameData":
-        samples = load_samples(path)
+    def build(cls, paths: str | Path | list, val_fraction: float, test_fraction: float, seed: int) -> "SurnameData":
+        paths = data_files(paths)
+        per_file = [load_samples(p) for p in paths]
+        samples = [sample for file in per_file for sample in file]
+        layers = [i for i, file in enumerate(per_file) for _ in file]
         names = [normalise(s.name) for s in samples]
         bad = [s.source for s, name in zip(samples, names) if not name or len(name) > MAX_NAME_LENGTH]
         if bad:
@@ -362,30 +425,36 @@ class SurnameData:
                             f"{MAX_NAME_LENGTH} characters ({len(bad)} such rows)")
         countries = sorted({s.country for s in samples})
         if len(countries) < 2:
-            raise DataError(f"{path}: a classifier needs at least two countries, found {countries}")
+            raise DataError(f"{' + '.join(map(str, paths))}: a classifier needs at least two countries, "
+                            f"found {countries}")
         label_of = {country: i for i, country in enumerate(countries)}
         labels = [label_of[s.country] for s in samples]
         try:
-            split = grouped_split(names, labels, val_fraction, test_fraction, seed)
+            split = layered_split(names, labels, layers, val_fraction, test_fraction, seed)
         except DataError as e:  # say the countries by name, not by label
             raise DataError(re.sub(r"label (\d+)", lambda m: countries[int(m.group(1))], str(e))) from None
-        return cls(Path(path), samples, names, countries, labels, fingerprint(samples), split,
+        return cls(paths, samples, names, countries, labels, fingerprint(samples), split,
                    seed, val_fraction, test_fraction)
 
     def record(self) -> dict:
-        """What a checkpoint stores to rebuild this split: the data's name and fingerprint, never its path."""
-        return {"file": self.path.name, "sha256": self.sha256, "seed": self.seed,
-                "val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        """What a checkpoint stores to rebuild this split: the data's file names and fingerprint, never their paths."""
+        record = {"file": "+".join(p.name for p in self.paths), "sha256": self.sha256, "seed": self.seed,
+                  "val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        return record if len(self.paths) == 1 else {**record, "files": [p.name for p in self.paths]}
 
     @classmethod
-    def from_record(cls, record: dict, path: str | Path | None = None) -> "SurnameData":
-        """The data and split a checkpoint was trained on: `path` (default: the embedded data set), checked
-        against the recorded sha256."""
-        path = Path(path) if path else DEFAULT_DATA
-        if fingerprint(load_samples(path)) != record["sha256"]:  # before splitting: other data may not split alike
-            raise DataError(f"{path} is not the data this checkpoint was trained on ({record['file']}, sha256 "
-                            f"{record['sha256'][:12]}…); pass the training data's path with --split-data")
-        return cls.build(path, record["val_fraction"], record["test_fraction"], record["seed"])
+    def from_record(cls, record: dict, path: str | Path | list | None = None) -> "SurnameData":
+        """The data and split a checkpoint was trained on: `path` (one file or a list; default: the recorded files
+        in data/, or the embedded data set), checked against the recorded sha256."""
+        if path:
+            paths = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+        else:
+            paths = [DEFAULT_DATA.parent / name for name in record.get("files", [])] or [DEFAULT_DATA]
+        if fingerprint(load_samples(paths)) != record["sha256"]:  # before splitting: other data may not split alike
+            raise DataError(f"{' + '.join(map(str, paths))} is not the data this checkpoint was trained on "
+                            f"({record['file']}, sha256 {record['sha256'][:12]}…); pass the training data's path "
+                            f"with --split-data")
+        return cls.build(paths, record["val_fraction"], record["test_fraction"], record["seed"])
 
     def rows(self, part: str) -> list[int]:
         return getattr(self.split, part)

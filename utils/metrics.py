@@ -115,3 +115,29 @@ def probability_metrics(probs, y_true: list[int], bins: int = 15) -> dict:
             "risk_coverage": {"coverage": (torch.arange(1, len(order) + 1) / len(order)).tolist()[::max(1, len(order) // 200)],
                               "accuracy": hits.tolist()[::max(1, len(order) // 200)],
                               "threshold": confidence[order].tolist()[::max(1, len(order) // 200)]}}
+
+
+def domain_row(probs, y_true: list[int], seen: list[bool]) -> dict:
+    """One row of the across-domains table: rows, accuracy, balanced accuracy, macro-F1, ECE, and accuracy on the
+    names seen and unseen in training (None where there are none). `probs` [N, n_countries]."""
+    y_pred = probs.argmax(dim=1).tolist()
+    right = [p == t for p, t in zip(y_pred, y_true)]
+
+    def share(keep: bool):
+        kept = [r for r, s in zip(right, seen) if s == keep]
+        return sum(kept) / len(kept) if kept else None
+
+    return {"rows": len(y_true), **classification_metrics(y_true, y_pred),
+            "ece": probability_metrics(probs, y_true)["ece"], "seen_rows": sum(seen),
+            "seen_accuracy": share(True), "unseen_accuracy": share(False)}
+
+
+def domain_markdown(rows: dict[str, dict]) -> str:
+    """The across-domains table: one line per set of names."""
+    lines = ["| names | rows | accuracy | balanced accuracy | macro-F1 | ECE | seen in training: rows, accuracy "
+             "| unseen: accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, r in rows.items():
+        lines.append(f"| {label} | {r['rows']:,} | {r['accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
+                     f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['seen_rows']:,}, {_num(r['seen_accuracy'])} | "
+                     f"{_num(r['unseen_accuracy'])} |")
+    return "\n".join(lines) + "\n"
