@@ -20,6 +20,7 @@ and the exit code is 1; the other names are still answered. With --input, every 
 """
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -62,17 +63,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.input is not None and (args.names or not args.column or not args.output or args.backend == "llm"
                                    or args.explain or args.json):
         parser.error("--input needs --column and --output, and no names, --json, --explain nor --backend llm")
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
+    if not 1 <= args.workers <= max_workers():
+        parser.error(f"--workers must be between 1 and {max_workers()} (the cores of this machine)")
     if args.backend == "llm" and args.topk > 1:
         parser.error("--topk is for a trained model: the language model names one country and gives no probabilities")
     if args.shots < 0 or args.threads < 0:
         parser.error("--shots and --threads must be at least 0")
-    if not 0 <= args.min_probability <= 1.01:
+    if not 0 <= args.min_probability <= 1:
         parser.error("--min-probability must be between 0 and 1")
     if args.backend == "llm" and (args.explain or args.min_probability or args.prior != "model"):
         parser.error("--explain, --min-probability and --prior need probabilities: not for --backend llm")
     return args
+
+
+def max_workers() -> int:
+    """At most one model process per core (two on a smaller machine): more only wait for each other."""
+    return max(2, os.cpu_count() or 1)
 
 
 def read_names(args_names: list[str]) -> list[str]:
@@ -157,8 +163,9 @@ def predict_table(args: argparse.Namespace, predictor) -> int:
     from bulk.tables import classify_file
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill`: unwind, so no temp file is left
-    summary = classify_file(args.input, args.output, args.column, predictor, topk=args.topk, workers=args.workers,
-                            threads=args.threads)
+    topk = min(args.topk, len(predictor.countries))  # no columns for countries the model does not have
+    summary = classify_file(args.input, args.output, args.column, predictor, topk=topk, workers=args.workers,
+                            threads=args.threads, min_probability=args.min_probability)
     print(summary, file=sys.stderr)
     return 0
 

@@ -13,6 +13,7 @@ from utils.errors import InvalidNameError
 from utils.data import check_name
 
 Fields = tuple  # (country, probability, [country_2, probability_2, ...], error) of one name
+UNKNOWN = "unknown"  # the country of a name answered less surely than the minimum probability asked for
 
 
 def output_columns(topk: int) -> list[str]:
@@ -30,11 +31,13 @@ def error_fields(topk: int, reason: str, text: bool = True) -> Fields:
     return (empty,) * (2 * topk) + (reason,)
 
 
-def compute_fields(predictor, names: list[str], topk: int, text: bool = True) -> list[Fields]:
+def compute_fields(predictor, names: list[str], topk: int, text: bool = True,
+                   min_probability: float = 0.0) -> list[Fields]:
     """The output cells of each raw name, computed (no cache): one model call for the distinct normalised names.
 
     text=True gives strings ready for CSV (probability with 6 decimals, "" for none); text=False
-    gives Python values (float probabilities, None for none) for Parquet and Spark.
+    gives Python values (float probabilities, None for none) for Parquet and Spark. A name whose top
+    probability is below `min_probability` gets the country "unknown" (its probabilities kept).
     """
     k = min(topk, len(predictor.countries))
     fields: list[Fields | None] = [None] * len(names)
@@ -55,6 +58,8 @@ def compute_fields(predictor, names: list[str], topk: int, text: bool = True) ->
             cells = []
             for p, c in zip(values, indices):
                 cells += [predictor.countries[c], f"{p:.6f}" if text else p]
+            if values[0] < min_probability:
+                cells[0] = UNKNOWN
             answer = (*cells, *padding, "" if text else None)
             for i in rows:
                 fields[i] = answer

@@ -13,6 +13,8 @@ renamed at the end, so an interrupted run leaves no output file (nor, unless kil
 temp file).
 """
 import csv
+import errno
+import glob
 import io
 import multiprocessing
 import os
@@ -26,10 +28,12 @@ from operator import itemgetter
 from pathlib import Path
 
 from utils.errors import UserError
+from utils.files import cannot_write, check_target, file_mode
 from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET = (".parquet", ".pq")
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 @dataclass
@@ -57,21 +61,22 @@ class Summary:
 _worker = {}  # the pool process's predictor and settings, set once by _init_worker
 
 
-def _init_worker(predictor, threads: int, topk: int, text: bool) -> None:
+def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability: float = 0.0) -> None:
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the pool
 
     if threads:
         torch.set_num_threads(threads)
-    _worker.update(predictor=predictor, topk=topk, text=text)
+    _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability)
 
 
 def _compute_in_worker(names: list[str]) -> list[tuple]:
-    return compute_fields(_worker["predictor"], names, _worker["topk"], _worker["text"])
+    return compute_fields(_worker["predictor"], names, _worker["topk"], _worker["text"], _worker["min_probability"])
 
 
-def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, threads: int, cache_size: int):
+def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, threads: int, cache_size: int,
+                    min_probability: float = 0.0):
     """(rows, fields of each row's name, how many names were computed) for each (rows, names) of `chunks`, in order.
 
     Names already answered come from a bounded cache; the rest are computed here (workers=1) or in
@@ -81,12 +86,12 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
     if workers == 1:
         for rows, names in chunks:
             found, missing = cache.lookup(names)
-            computed = compute_fields(predictor, missing, topk, text) if missing else []
+            computed = compute_fields(predictor, missing, topk, text, min_probability) if missing else []
             yield rows, complete(found, names, missing, computed, cache), len(missing)
         return
     # spawn, not fork: a forked torch can hang on locks its parent's threads held
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, _init_worker, (predictor, threads, topk, text)) as pool:
+    with context.Pool(workers, _init_worker, (predictor, threads, topk, text, min_probability)) as pool:
         pending = deque()
         for rows, names in chunks:
             found, missing = cache.lookup(names)
@@ -119,7 +124,28 @@ def _delimiter(path: Path, sample: str | None = None) -> str:
 
 
 def _temp_beside(output: Path) -> Path:
-    return output.parent / f".{output.name}.{os.getpid()}.tmp"
+    """A hidden temp file beside `output`, created here (never an existing path), named .<output>.<pid>.tmp so a
+    later run can remove it once its process is gone."""
+    for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):  # left by a run killed outright
+        pid = stale.name[len(output.name) + 2:-len(".tmp")]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    temp = output.parent / f".{output.name}.{os.getpid()}.tmp"
+    try:
+        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode()))
+    except OSError as e:
+        raise cannot_write(output, e) from None
+    return temp
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        pass
+    return True
 
 
 def _check_paths(input_path: Path, output_path: Path, column: str) -> None:
@@ -129,6 +155,7 @@ def _check_paths(input_path: Path, output_path: Path, column: str) -> None:
         raise UserError(f"{output_path.parent}: no such folder for the output")
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise UserError(f"{output_path}: the output would replace the input; write it elsewhere")
+    check_target(output_path)  # a regular file or nothing: never a folder, link, device or FIFO
     if not column:
         raise UserError("no column named: say which column holds the names")
 
@@ -144,14 +171,17 @@ def _check_header(header: list[str], column: str, topk: int, source: Path) -> in
 
 
 def classify_file(input_path, output_path, column: str, predictor, topk: int = 1, chunk_rows: int = 20_000,
-                  workers: int = 1, threads: int = 1, progress: bool = True, cache_size: int = 200_000) -> Summary:
+                  workers: int = 1, threads: int = 1, progress: bool = True, cache_size: int = 200_000,
+                  min_probability: float = 0.0) -> Summary:
     """Classify `column` of a CSV/TSV (or Parquet) file into `output_path`; see the module docstring.
 
     `predictor` is a Predictor (sent once to each pool process). `threads` are the
     torch threads of each pool process (workers > 1); this process keeps its own setting.
     CSV/TSV in gives CSV/TSV out (the delimiter from the output's extension, else the input's);
-    Parquet in gives Parquet out. UserError for a missing file or column, a malformed or
-    non-UTF-8 file; a name that cannot be classified is never an error of the file.
+    Parquet in gives Parquet out. A name whose top probability is below `min_probability` gets the
+    country "unknown". UserError for a missing file or column, a malformed or non-UTF-8 file, an
+    output that is not a regular file or cannot be written; a name that cannot be classified is never
+    an error of the file.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     _check_paths(input_path, output_path, column)
@@ -162,12 +192,19 @@ def classify_file(input_path, output_path, column: str, predictor, topk: int = 1
         raise UserError("Parquet in, Parquet out: both files must be .parquet, or neither")
     write = _write_parquet if parquet_in else _write_csv
     settings = dict(topk=topk, chunk_rows=chunk_rows, workers=workers, threads=threads, cache_size=cache_size,
-                    delimiter=DELIMITERS.get(output_path.suffix.lower()))  # None: the input's
+                    delimiter=DELIMITERS.get(output_path.suffix.lower()),  # None: the input's
+                    min_probability=min_probability)
     temp = _temp_beside(output_path)
     start = time.perf_counter()
     try:
         counts = write(input_path, temp, column, predictor, progress, settings)
+        check_target(output_path)  # still: it may have changed while the rows were written
         os.replace(temp, output_path)
+    except OSError as e:
+        temp.unlink(missing_ok=True)
+        if e.errno in WRITE_ERRORS:  # the disk filled, the folder went read-only
+            raise cannot_write(output_path, e) from None
+        raise
     except BaseException:  # Ctrl-C, SystemExit from SIGTERM, a bad row: no half file, no temp file
         temp.unlink(missing_ok=True)
         raise
@@ -198,7 +235,7 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
             if header is None:
                 raise UserError(f"{input_path}: empty file; expected a header row naming the columns")
             index = _check_header(header, column, topk, input_path)
-            with open(temp, "x", encoding="utf-8", newline="") as out, \
+            with open(temp, "w", encoding="utf-8", newline="") as out, \
                     _progress_bar(input_path, input_path.stat().st_size, "B", progress) as bar:
                 writer = csv.writer(out, delimiter=settings["delimiter"] or delimiter, lineterminator="\n")
                 writer.writerow(header + output_columns(topk))
@@ -217,7 +254,7 @@ def _copy_csv_rows(reader, writer, width: int, index: int, predictor, settings: 
     rows = classified = errors = computed = done = 0
     chunks = _csv_chunks(reader, width, index, settings["chunk_rows"])
     labelled = labelled_chunks(chunks, predictor, topk, True, settings["workers"], settings["threads"],
-                               settings["cache_size"])
+                               settings["cache_size"], settings["min_probability"])
     start = time.perf_counter()
     for (chunk, malformed), fields, missing in labelled:
         for i, reason in malformed.items():
@@ -256,6 +293,18 @@ def _csv_chunks(reader, width: int, index: int, chunk_rows: int):
         yield (chunk, malformed), names
 
 
+def _names(batch, column: str, source: Path) -> list[str | None]:
+    """The batch's names as text, None for a null; UserError (one line) for bytes that are not UTF-8."""
+    import pyarrow as pa
+
+    try:
+        return batch.column(column).cast(pa.string()).to_pylist()
+    except pa.ArrowException as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"{source}: column {column!r} cannot be read as text ({reason}); store the names as "
+                        "UTF-8 strings") from None
+
+
 def _write_parquet(input_path: Path, temp: Path, column: str, predictor, progress: bool, settings: dict):
     """Stream the Parquet file into `temp`, batch by batch, keeping its schema; (rows, classified, errors, computed)."""
     try:
@@ -269,15 +318,18 @@ def _write_parquet(input_path: Path, temp: Path, column: str, predictor, progres
     except (pa.ArrowException, OSError) as e:
         raise UserError(f"{input_path}: not a readable Parquet file ({e})") from None
     _check_header(source.schema_arrow.names, column, topk, input_path)
+    kind = source.schema_arrow.field(column).type
+    if pa.types.is_nested(kind):
+        raise UserError(f"{input_path}: column {column!r} holds {kind} values, not one name a row; pick a text column")
     added = [pa.field(name, pa.float64() if name.startswith("probability") else pa.string())
              for name in output_columns(topk)]
     schema = pa.schema(list(source.schema_arrow) + added)
     rows = classified = errors = computed = 0
-    batches = ((batch, batch.column(column).cast(pa.string()).to_pylist())  # None for a null
+    batches = ((batch, _names(batch, column, input_path))  # None for a null
                for batch in source.iter_batches(batch_size=settings["chunk_rows"]))
     labelled = labelled_chunks(batches, predictor, topk, False, settings["workers"], settings["threads"],
-                               settings["cache_size"])
-    with open(temp, "xb") as out, pq.ParquetWriter(out, schema) as writer, \
+                               settings["cache_size"], settings["min_probability"])
+    with open(temp, "wb") as out, pq.ParquetWriter(out, schema) as writer, \
             _progress_bar(input_path, source.metadata.num_rows, "rows", progress) as bar:
         for batch, fields, missing in labelled:
             cells = list(zip(*fields))

@@ -5,12 +5,15 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import predict
 from models import checkpoint as ckpt
 from models.predictor import HIDDEN, Predictor
 from tests.conftest import TINY_COUNTRIES, last_letter_payload, run_script, write_tiny
 from utils.calibration import fit_mix_weights, fit_temperature, prior_shift, read_prior, softened_prior
+from utils.errors import UserError
 from utils.metrics import probability_metrics
 
 
@@ -58,6 +61,81 @@ def test_prior_files_in_json_and_tsv_and_their_errors(tmp_path):
         read_prior(str(tmp_path / "bad.json"), countries, None)
 
 
+@pytest.mark.parametrize("content, expected", [
+    (b'{"Spanish": 1e308, "English": 1e308}', [0.5, 0.0, 0.5]),  # the sum would overflow: normalised by the largest
+    (b'{"Spanish": 5e-324}', [0.0, 0.0, 1.0]),
+    (b'\xef\xbb\xbf{"English": 1}', [1.0, 0.0, 0.0]),  # a UTF-8 byte-order mark is fine
+    (b'{"Spanish": true}', "the share of Spanish must be a finite number >= 0, not True"),
+    (b'{"Spanish": "0.5"}', "the share of Spanish must be a finite number"),
+    (b'{"Spanish": NaN}', "the share of Spanish must be a finite number"),
+    (b'{"Spanish": 1e400}', "the share of Spanish must be a finite number"),
+    (b'{"Spanish": 1' + b"0" * 400 + b'}', "the share of Spanish must be a finite number"),
+    (b'{"Spanish": -1, "English": 2}', "the share of Spanish must be a finite number >= 0"),
+    (b'{"Spanish": 0}', "the shares add up to 0"),
+    (b'\xff\xfe{\x00}\x00', "not UTF-8 text"),
+    (b"[" * 100_000, "expected a JSON object"),
+    (b'[1, 2]', "expected a JSON object of country: share"),
+])
+def test_a_prior_is_finite_shares_or_one_line(tmp_path, content, expected):
+    (tmp_path / "prior.json").write_bytes(content)
+    if isinstance(expected, str):
+        with pytest.raises(UserError) as e:
+            read_prior(str(tmp_path / "prior.json"), ["English", "Japanese", "Spanish"], None)
+        assert expected in str(e.value) and "\n" not in str(e.value)
+    else:
+        prior = read_prior(str(tmp_path / "prior.json"), ["English", "Japanese", "Spanish"], None)
+        assert prior.tolist() == pytest.approx(expected)
+
+
+def test_nan_and_infinity_in_a_tsv_prior_are_refused(tmp_path):
+    for share in ("nan", "inf", "-1", "true"):
+        (tmp_path / "prior.tsv").write_text(f"Spanish\t{share}\n")
+        with pytest.raises(UserError):
+            read_prior(str(tmp_path / "prior.tsv"), ["English", "Spanish"], None)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5)
+                    | st.sampled_from([1e308, 5e-324, 10 ** 400]),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                        st.sampled_from(["English", "Japanese", "Russian", "Atlantean", ""]), inner, max_size=4),
+                    max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON)
+def test_any_json_value_as_a_prior_works_or_is_one_line(hand_predictor, tmp_path_factory, value):
+    path = tmp_path_factory.mktemp("prior") / "prior.json"
+    path.write_text(json.dumps(value))  # NaN and Infinity too, as Python writes them
+    try:
+        prior = read_prior(str(path), hand_predictor.countries, None)
+    except UserError as e:
+        assert "\n" not in str(e)
+        return
+    assert torch.isfinite(prior).all() and prior.sum().item() == pytest.approx(1.0)
+    hand_predictor.set_prior(prior)
+    try:
+        probabilities = hand_predictor.probabilities(["Tanaka", "Smith", "Ivanov"])
+    finally:
+        hand_predictor.set_prior(None)
+    assert not probabilities.isnan().any() and probabilities.sum(dim=1).tolist() == pytest.approx([1.0] * 3)
+
+
+@pytest.fixture(scope="module")
+def hand_predictor(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hand")
+    return Predictor.from_checkpoints([ckpt.save(last_letter_payload(write_tiny(folder / "tiny.tsv")),
+                                                 folder / "hand.bin")])
+
+
+def test_json_answers_under_an_extreme_prior_are_valid_json(hand, tmp_path, capsys):
+    (tmp_path / "prior.json").write_text('{"Japanese": 1e308, "English": 1e308}')
+    assert predict.main(["Nakamura", "Smith", "--json", "--prior", str(tmp_path / "prior.json"),
+                         "--checkpoint", str(hand)]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        record = json.loads(line, parse_constant=lambda name: pytest.fail(f"bare {name} in {line}"))
+        assert record["country"] in ("Japanese", "English")
+
+
 def test_the_softened_prior_is_the_mix_left_after_the_posthoc_adjustment():
     prior = torch.tensor([0.64, 0.36])
     torch.testing.assert_close(softened_prior(prior, 0.5), torch.tensor([0.8, 0.6], dtype=torch.float64) / 1.4)
@@ -71,8 +149,8 @@ def hand(tmp_path):
     return ckpt.save(last_letter_payload(data), tmp_path / "hand.bin")
 
 
-@pytest.mark.parametrize("threshold, abstained", [(1.01, 3), (0.0, 0)])
-def test_min_probability_abstains_on_everything_above_one_and_nothing_at_zero(hand, capsys, threshold, abstained):
+@pytest.mark.parametrize("threshold, abstained", [(1.0, 3), (0.0, 0)])
+def test_min_probability_abstains_on_everything_below_one_and_nothing_at_zero(hand, capsys, threshold, abstained):
     assert predict.main(["Nakamura", "Petrov", "Smith", "--json", "--min-probability", str(threshold),
                          "--checkpoint", str(hand)]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -1,8 +1,10 @@
 """Classifying a column of a table file (bulk/tables.py, predict.py --input): rows, order, errors, atomicity."""
 import csv
+import errno
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -212,3 +214,101 @@ def _parent(pid: str) -> int:
 def _alive(pid: str) -> bool:
     fields = _stat(pid)
     return bool(fields) and fields[0] != "Z"
+
+
+# --- the output is only ever a regular file; every refusal is one line ---
+
+def run_predict(argv: list[str]) -> int | str:
+    """predict.py's exit code (or its "error: ..." line), run in this process as its __main__ runs it."""
+    import predict
+    from utils.errors import run_script as wrap_main
+
+    with pytest.raises(SystemExit) as e:
+        wrap_main(lambda: predict.main(argv))
+    return e.value.code
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink", "fifo", "device"])
+def test_the_output_is_never_a_folder_link_fifo_or_device(tmp_path, hand_checkpoint, kind):
+    source, out, aim = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "aim.csv"
+    source.write_text("surname\nTanaka\n", encoding="utf-8")
+    aim.write_text("kept", encoding="utf-8")
+    if kind == "folder":
+        out.mkdir()
+    elif kind == "symlink":
+        out.symlink_to(aim)
+    elif kind == "fifo":
+        os.mkfifo(out)
+    else:  # a device node of its own (never a real one: as root a rename would replace it with a file)
+        if os.geteuid() != 0:
+            pytest.skip("only root makes device nodes")
+        os.mknod(out, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    code = run_predict(["--input", str(source), "--column", "surname", "--output", str(out),
+                        "--checkpoint", str(hand_checkpoint)])
+    assert code.startswith("error: ") and "not a regular file: refusing to replace it" in code and "\n" not in code
+    assert not stat.S_ISREG(os.lstat(out).st_mode) and aim.read_text() == "kept"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.EROFS])
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, hand_checkpoint, monkeypatch, error):
+    (tmp_path / "in.csv").write_text("surname\nTanaka\n", encoding="utf-8")
+    real_open = os.open
+
+    def refuse_temp(path, *args, **kwargs):  # a folder the user cannot write, or a read-only mount (even for root)
+        if str(path).endswith(".tmp"):
+            raise OSError(error, os.strerror(error))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_temp)
+    code = run_predict(["--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
+                        str(tmp_path / "out.csv"), "--checkpoint", str(hand_checkpoint)])
+    assert code == f"error: cannot write {tmp_path / 'out.csv'} ({os.strerror(error)}); write it to another folder"
+
+
+def test_a_temp_file_of_a_killed_run_is_removed_by_the_next(tmp_path, hand_checkpoint):
+    (tmp_path / "in.csv").write_text("surname\nTanaka\n", encoding="utf-8")
+    dead, alive = tmp_path / ".out.csv.999999999.tmp", tmp_path / f".out.csv.{os.getppid()}.tmp"
+    dead.write_bytes(b"half a table")
+    alive.write_bytes(b"another run's, still writing")
+    assert run_predict(["--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
+                        str(tmp_path / "out.csv"), "--checkpoint", str(hand_checkpoint)]) == 0
+    assert not dead.exists() and alive.exists() and (tmp_path / "out.csv").is_file()
+
+
+def test_min_probability_and_topk_hold_for_tables(tmp_path, hand_checkpoint):
+    (tmp_path / "in.csv").write_text("surname\nTanaka\nIvanov\n123\n", encoding="utf-8")
+    common = ["--input", str(tmp_path / "in.csv"), "--column", "surname", "--checkpoint", str(hand_checkpoint)]
+    # the hand-built model gives its answer about 0.79
+    assert run_predict([*common, "--output", str(tmp_path / "sure.csv"), "--min-probability", "0.9"]) == 0
+    rows = read_csv(tmp_path / "sure.csv")
+    assert [row[1] for row in rows[1:]] == ["unknown", "unknown", ""] and float(rows[1][2]) == pytest.approx(0.79, abs=0.01)
+    assert run_predict([*common, "--output", str(tmp_path / "some.csv"), "--min-probability", "0.5"]) == 0
+    assert [row[1] for row in read_csv(tmp_path / "some.csv")[1:]] == ["Japanese", "Russian", ""]
+    assert run_predict([*common, "--output", str(tmp_path / "top.csv"), "--topk", "1000000000"]) == 0
+    assert read_csv(tmp_path / "top.csv")[0] == ["surname", "country", "probability", "country_2", "probability_2",
+                                                 "country_3", "probability_3", "error"]  # the model's 3 countries
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--min-probability", "1.005"], "--min-probability must be between 0 and 1"),
+    (["--workers", "1000000"], "--workers must be between 1 and"),
+])
+def test_out_of_range_flags_are_refused(tmp_path, capsys, flags, message):
+    assert run_predict(["--input", "in.csv", "--column", "surname", "--output", "out.csv", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values, message", [
+    ([["Tanaka"], ["Ivanov", "Sato"]], "values, not one name a row; pick a text column"),
+    ([b"Tanaka", b"M\xfcller"], "cannot be read as text (Invalid UTF8 payload)"),
+])
+def test_parquet_columns_that_are_not_text_are_one_line(tmp_path, predictor, values, message):
+    pa = pytest.importorskip("pyarrow", reason="pip install -r requirements-spark.txt (CI does)")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"surname": values}), tmp_path / "in.parquet")
+    with pytest.raises(UserError) as e:
+        classify_file(tmp_path / "in.parquet", tmp_path / "out.parquet", "surname", predictor, progress=False)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]

@@ -50,36 +50,44 @@ def read_prior(spec: str, countries: list[str], data_prior) -> torch.Tensor | No
         return torch.full((len(countries),), 1 / len(countries), dtype=torch.float64)
     path = Path(spec)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            text = f.read(MAX_PRIOR_BYTES + 1).decode("utf-8-sig")
     except OSError as e:
         raise UserError(f"--prior {spec}: not model, data, uniform or a readable file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the prior as UTF-8") from None
+    if len(text) > MAX_PRIOR_BYTES:
+        raise UserError(f"{path}: larger than {MAX_PRIOR_BYTES:,} bytes; a prior is one share per country")
     try:
         shares = json.loads(text) if path.suffix.lower() == ".json" else {
             country.strip(): float(share) for country, share in
             (line.split("\t") for line in text.splitlines() if line.strip())}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep for the parser
         raise UserError(f"{path}: expected a JSON object or country<TAB>share lines") from None
     if not isinstance(shares, dict):
         raise UserError(f"{path}: expected a JSON object of country: share")
-    return shares_prior(shares, countries, str(path))
-
-
-def shares_prior(shares: dict, countries: list[str], source: str) -> torch.Tensor:
-    """{"Spanish": 0.8, "English": 0.2} as [n_countries] shares summing to 1 (countries left out get 0);
-    UserError, saying `source`, for an unknown country, a share that is not a number >= 0, or shares adding to 0."""
     unknown = sorted(set(shares) - set(countries))
     if unknown:
-        raise UserError(f"{source}: countries the model does not know: {', '.join(unknown)}")
-    values = []
-    for country in countries:
-        share = shares.get(country, 0.0)
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share) or share < 0:
-            raise UserError(f"{source}: the share of {country} must be a number >= 0")
-        values.append(float(share))
-    total = sum(values)
-    if total <= 0:
-        raise UserError(f"{source}: the shares add up to 0")
-    return torch.tensor(values, dtype=torch.float64) / total
+        raise UserError(f"{path}: countries the model does not know: {', '.join(unknown[:10])[:500]}")
+    values = [prior_share(shares.get(country, 0.0), country, path) for country in countries]
+    top = max(values)
+    if top <= 0:
+        raise UserError(f"{path}: the shares add up to 0")
+    scaled = torch.tensor(values, dtype=torch.float64) / top  # by the largest first: no sum overflows
+    return scaled / scaled.sum()
+
+
+MAX_PRIOR_BYTES = 1 << 20
+
+
+def prior_share(share, country: str, path) -> float:
+    """One country's share from a prior file: a finite number >= 0; UserError for anything else (true, "0.5",
+    null, NaN, infinity, a negative number, an integer too large for a float)."""
+    if isinstance(share, int) and not isinstance(share, bool):
+        share = float(share) if abs(share) < 1e308 else math.inf
+    if not isinstance(share, float) or not math.isfinite(share) or share < 0:
+        raise UserError(f"{path}: the share of {country} must be a finite number >= 0, not {str(share)[:40]}")
+    return share
 
 
 def prior_shift(assumed_prior: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
