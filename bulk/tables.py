@@ -33,6 +33,7 @@ from bulk.labeller import FieldCache, compute_fields, complete, error_fields, ou
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET = (".parquet", ".pq")
+MAX_FIELD = 1 << 24  # characters in one CSV field; the csv module's default, 128 KiB, fails the whole file
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
@@ -164,6 +165,8 @@ def _check_header(header: list[str], column: str, topk: int, source: Path) -> in
     """Index of `column` in the header; UserError if it is missing or the header already has an output column."""
     if column not in header:
         raise UserError(f"{source}: no column {column!r}; the columns are {', '.join(map(repr, header))}")
+    if header.count(column) > 1:
+        raise UserError(f"{source}: {header.count(column)} columns are named {column!r}; rename all but one")
     taken = sorted(set(header) & set(output_columns(topk)))
     if taken:
         raise UserError(f"{source}: already has column(s) {', '.join(taken)}, which the output adds; rename them")
@@ -230,6 +233,7 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
             sample = text.read(65536)
             delimiter = _delimiter(input_path, sample)
             text.seek(0)
+            csv.field_size_limit(MAX_FIELD)  # a longer field is one row's error (its name is too long), not the file's
             reader = csv.reader(text, delimiter=delimiter)
             header = next(reader, None)
             if header is None:

@@ -40,6 +40,7 @@ BEST_SUFFIX = "_classification_best.bin"
 REQUIRED = {"family": str, "model_args": dict, "model_state": dict, "alphabet": str, "countries": list,
             "train_prior": list, "logit_offset": list, "temperature": float, "data": dict, "config": dict}
 DATA_RECORD = {"file": str, "sha256": str, "seed": int, "val_fraction": float, "test_fraction": float}
+MAX_MEMBERS = 16  # models in one mix (train.py trains each family at most once: 5)
 MAX_SIZE_ARG = 1 << 16  # no integer size in a family's args is larger (hidden size, layers, orders, table sizes)
 
 
@@ -123,6 +124,16 @@ def validate(payload: dict, source) -> None:
     args = payload["model_args"]
     if args.get("n_letters") != len(alphabet) + 1 or args.get("n_countries") != len(countries):
         bad("model sizes do not match its alphabet or country list")
+    if payload["family"] == "mix":  # before a member is built: a crafted list could hold a hundred thousand
+        members, weights = args.get("members"), args.get("weights")
+        if not isinstance(members, list) or not 2 <= len(members) <= MAX_MEMBERS or not isinstance(weights, list) \
+                or len(weights) != len(members):
+            bad(f"a mix holds 2 to {MAX_MEMBERS} members, each with a weight")
+        if not all(isinstance(m, dict) and m.get("family") in FAMILIES and m["family"] != "mix"
+                   and isinstance(m.get("args"), dict) for m in members):
+            bad("a mix member must be a family and its args")
+        if not all(isinstance(w, float) and math.isfinite(w) for w in weights):
+            bad("a mix's weights must be finite numbers")
     for name, value in args.items():
         if isinstance(value, bool):
             continue

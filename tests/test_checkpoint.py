@@ -4,6 +4,7 @@ import math
 import os
 import stat
 import tempfile
+import time
 
 import pytest
 import torch
@@ -206,3 +207,21 @@ def test_default_is_the_newest_finished_run_never_an_unfinished_one(hand_checkpo
     newer = ckpt.save(good, ckpt.best_path(save_dir, "lstm"))
     os.utime(newer, (1.5e9, 1.5e9))
     assert ckpt.default_checkpoint(save_dir) == newer
+
+
+def test_a_mix_with_a_huge_member_list_is_refused_before_any_member_is_built(hand_checkpoint, tmp_path):
+    good = payload_of(hand_checkpoint)
+    member = {"family": "rnn", "args": good["model_args"]}
+    n_letters, n_countries = good["model_args"]["n_letters"], good["model_args"]["n_countries"]
+    crafted = {**good, "family": "mix", "model_args": {"n_letters": n_letters, "n_countries": n_countries,
+                                                        "members": [member] * 100_000, "weights": [1.0] * 100_000}}
+    path = ckpt.save(crafted, tmp_path / "mix.bin")
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match="a mix holds 2 to 16 members"):
+        Predictor.from_checkpoint(path)
+    assert time.perf_counter() - started < 5
+    for members, weights, message in [([member, {"family": "mix", "args": {}}], [1.0, 1.0], "a mix member must be"),
+                                      ([member, member], [1.0, float("nan")], "weights must be finite")]:
+        bad = {**crafted, "model_args": {**crafted["model_args"], "members": members, "weights": weights}}
+        with pytest.raises(CheckpointError, match=message):
+            ckpt.validate(bad, "crafted")

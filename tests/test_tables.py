@@ -312,3 +312,17 @@ def test_parquet_columns_that_are_not_text_are_one_line(tmp_path, predictor, val
         classify_file(tmp_path / "in.parquet", tmp_path / "out.parquet", "surname", predictor, progress=False)
     assert message in str(e.value) and "\n" not in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+
+
+def test_a_huge_field_is_one_rows_error_and_a_duplicated_column_is_refused(tmp_path, predictor):
+    huge = "x" * 200_000  # over the csv module's default field limit (128 KiB)
+    (tmp_path / "in.csv").write_text(f"surname,note\nTanaka,{huge}\n{huge},short\nIvanov,ok\n", encoding="utf-8")
+    summary = classify_file(tmp_path / "in.csv", tmp_path / "out.csv", "surname", predictor, progress=False)
+    rows = read_csv(tmp_path / "out.csv")
+    assert [row[0][:10] for row in rows[1:]] == ["Tanaka", "x" * 10, "Ivanov"] and rows[1][1] == huge
+    assert rows[1][-1] == "" and "at most" in rows[2][-1] and summary.errors == 1 and summary.rows == 3
+
+    (tmp_path / "dup.csv").write_text("surname,id,surname\nTanaka,1,Ivanov\n", encoding="utf-8")
+    with pytest.raises(UserError, match="2 columns are named 'surname'; rename all but one"):
+        classify_file(tmp_path / "dup.csv", tmp_path / "dup_out.csv", "surname", predictor, progress=False)
+    assert not (tmp_path / "dup_out.csv").exists()
