@@ -132,6 +132,10 @@ def main(argv=None) -> int:
     if args.backend == "llm":
         return predict_llm(args, names)
     predictor = Predictor.from_checkpoints(checkpoints(args), device=device)
+    for member in predictor.members:
+        if not member.finished:
+            print(f"warning: {member.path} is from a run that had not finished (not calibrated, no test score); "
+                  "its answers may be poor", file=sys.stderr)
     predictor.set_prior(read_prior(args.prior, predictor.countries, predictor.members[0].train_prior))
     if args.input is not None:
         return predict_table(args, predictor)

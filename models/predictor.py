@@ -45,6 +45,7 @@ class Member:
     seen: dict[str, list[str]]  # normalised training name -> the countries the data files it under
     path: str
     shift: torch.Tensor | None = None  # [n_countries], log of the user's mix over the training mix
+    finished: bool = True  # False for an epoch, best-so-far or resume file of a run that had not finished
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> tuple["Member", dict]:
@@ -53,7 +54,7 @@ class Member:
         return cls(model, Alphabet(payload["alphabet"]), torch.tensor(payload["logit_offset"]),
                    payload["temperature"], torch.tensor(payload["train_prior"]),
                    torch.tensor(payload.get("assumed_prior", payload["train_prior"])), payload.get("seen", {}),
-                   str(path)), payload
+                   str(path), finished=bool(payload.get("finished"))), payload
 
     def log_probabilities(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         logits = self.model(letters, lengths).float().cpu() + self.offset  # [B, n_countries]

@@ -326,3 +326,15 @@ def test_a_huge_field_is_one_rows_error_and_a_duplicated_column_is_refused(tmp_p
     with pytest.raises(UserError, match="2 columns are named 'surname'; rename all but one"):
         classify_file(tmp_path / "dup.csv", tmp_path / "dup_out.csv", "surname", predictor, progress=False)
     assert not (tmp_path / "dup_out.csv").exists()
+
+
+def test_an_unfinished_checkpoint_answers_with_a_warning(tmp_path, hand_checkpoint, capsys):
+    from models import checkpoint as ckpt
+
+    payload = {k: v for k, v in ckpt.load(hand_checkpoint).items() if k != "format"}
+    unfinished = ckpt.save({**payload, "finished": False}, tmp_path / "rnn_classification_1.bin")
+    assert run_predict(["Tanaka", "--checkpoint", str(unfinished)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {unfinished} is from a run that had not finished" in err
+    assert run_predict(["Tanaka", "--checkpoint", str(hand_checkpoint)]) == 0
+    assert "warning" not in capsys.readouterr().err
