@@ -31,8 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default: the newest finished run's best checkpoint in save_model/)")
     parser.add_argument("--data", type=Path, default=None,
                         help="evaluate on every row of this names.tsv or <Country>.txt folder instead of the test split")
-    parser.add_argument("--split-data", type=Path, default=None,
-                        help="the data the checkpoint was trained on, if not the embedded data set (checked by its sha256)")
+    parser.add_argument("--split-data", type=Path, nargs="+", default=None,
+                        help="the data file(s) the checkpoint was trained on, if not the ones in data/ it names "
+                             "(checked by their sha256)")
     parser.add_argument("--domains", action="store_true",
                         help="print one table across domains instead: the test split of each data source (the "
                              "tutorial's names, each corpus source) and each --external file")

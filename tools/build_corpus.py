@@ -96,7 +96,7 @@ def surname_of(full_name: str, country: str, lexicons: dict[str, set[str]]) -> s
     words = text.split()
     while words and words[-1].rstrip(".").lower() in SUFFIXES:
         words.pop()
-    if len(words) < 2 or any(w.rstrip(".").lower() in TITLES for w in words):
+    if len(words) < 2 or any(w.rstrip(".").lower() in TITLES for w in words[:-1]) or words[-1].lower() in {"of", "the"}:
         return None
     if any(ROMAN_NUMERAL.fullmatch(w) for w in words[1:]):
         return None
