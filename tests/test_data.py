@@ -299,3 +299,58 @@ def test_dataset_dedupe_keeps_each_distinct_name_and_country_once(tmp_path):
     assert len(full) == 8 * 3 + 8 * 2 and len(deduped) == 24
     assert (deduped.labels == russian).sum() == 8 and (full.labels == russian).sum() == 24
     assert data.countries_by_name("train")[data.names[data.split.train[0]]] in (["English"], ["Japanese"], ["Russian"])
+
+
+# --- several data files ---
+
+def second_file(tmp_path, shared: list[tuple[str, str]]):
+    """A second file: 12 new names of each tiny country, a Polish country the first file lacks, and `shared` rows
+    whose names are in the first file too."""
+    rows = [(f"{country[:3]}ova{i}x", country) for country in TINY for i in range(12)]
+    rows += [(f"Kowalsk{'ia'[i % 2]}{i}", "Polish") for i in range(12)] + shared
+    path = tmp_path / "more.tsv"
+    path.write_text("".join(f"{n}\t{c}\tsource{i % 2}\n" for i, (n, c) in enumerate(rows)), encoding="utf-8")
+    return path
+
+
+def test_a_second_file_never_moves_the_first_files_split_and_a_shared_name_keeps_one_side(tiny_tsv, tmp_path):
+    alone = SurnameData.build(tiny_tsv, 0.25, 0.25, seed=0)
+    test_name = alone.names[alone.split.test[0]]
+    more = second_file(tmp_path, shared=[(test_name, "English"), ("Tanaka", "Russian")])
+    both = SurnameData.build([tiny_tsv, more], 0.25, 0.25, seed=0)
+    n_first = len(alone.samples)
+    for side in ("train", "val", "test"):  # the first file's rows: the same sides as alone
+        assert [r for r in getattr(both.split, side) if r < n_first] == getattr(alone.split, side)
+    side_of = {}
+    for side in ("train", "val", "test"):
+        for r in getattr(both.split, side):
+            assert side_of.setdefault(both.names[r], side) == side  # every copy of a name on one side
+    assert side_of[test_name] == "test"  # the second file's copy follows the first file's
+    assert {both.samples[r].origin for r in both.split.test} >= {"tiny.tsv", "source0", "source1"}
+    assert "Polish" in both.countries and any(both.countries[both.labels[r]] == "Polish" for r in both.split.test)
+
+
+def test_several_files_are_recorded_by_name_and_rebuilt(tiny_tsv, tmp_path):
+    more = second_file(tmp_path, shared=[])
+    data = SurnameData.build([tiny_tsv, more], 0.25, 0.25, seed=0)
+    record = data.record()
+    assert record["file"] == "tiny.tsv+more.tsv" and record["files"] == ["tiny.tsv", "more.tsv"]
+    assert SurnameData.from_record(record, [tiny_tsv, more]).split == data.split
+    with pytest.raises(DataError, match="not the data this checkpoint was trained on"):
+        SurnameData.from_record(record, [more, tiny_tsv])  # the order is part of the data
+
+
+def test_presets_name_the_tutorial_data_and_the_real_surname_corpus():
+    from config.config import CORPUS
+
+    assert data_files("tutorial") == [DEFAULT_DATA]
+    assert data_files(["real"]) == [DEFAULT_DATA, CORPUS]
+    with pytest.raises(DataError, match="named twice"):
+        data_files(["real", str(DEFAULT_DATA)])
+
+
+def test_a_country_too_small_to_split_in_a_later_file_trains_on_its_names(tiny_tsv, tmp_path):
+    more = tmp_path / "few.tsv"
+    more.write_text("Nguyen\tVietnamese\nTran\tVietnamese\n", encoding="utf-8")
+    data = SurnameData.build([tiny_tsv, more], 0.25, 0.25, seed=0)
+    assert sorted(data.names[r] for r in data.split.train if r >= len(TINY) * 16) == ["Nguyen", "Tran"]
