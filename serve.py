@@ -41,7 +41,7 @@ class Settings:
     checkpoints: list[str] = field(default_factory=list)  # empty: the newest finished run in save_model/
     device: str = "cpu"
     threads: int = 1  # torch CPU threads
-    max_batch: int = 256  # names per model call (1: no micro-batching)
+    max_batch: int = 1024  # names per model call (1: no micro-batching)
     max_wait_ms: float = 2.0  # how long the first request of a batch may wait for others
     max_queue: int = 4096  # names waiting for the model; past it, 503
     max_names: int = 1000  # names per request; past it, 413
@@ -135,7 +135,7 @@ class Service:
         for indices in groups.values():
             self.predictor.set_prior(jobs[indices[0]].prior)
             predictions = iter(self.predictor.predict([n for i in indices for n in jobs[i].names],
-                                                      topk=len(self.countries)))
+                                                      topk=max(jobs[i].topk for i in indices)))
             self.model_calls += 1
             for i in indices:
                 job = jobs[i]
@@ -464,8 +464,13 @@ async def report(counts, service: Service, every: float) -> None:
 def app_from_environment():
     """The app of one --workers process: the settings come through the environment."""
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
+    set_logging()
     set_threads(settings.threads)
     return create_app(settings)
+
+
+def set_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 def set_threads(threads: int) -> None:
@@ -482,7 +487,7 @@ def main(argv=None) -> int:
         import fastapi  # noqa: F401
     except ImportError:
         raise UserError("serving needs FastAPI and uvicorn: pip install -r requirements-serve.txt") from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    set_logging()
     common = dict(host=args.host, port=args.port, access_log=False, server_header=False, log_level="info")
     if args.workers > 1:  # each process loads the model itself; the port is shared
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))

@@ -365,3 +365,17 @@ def test_the_page_in_a_real_browser_then_sigterm(hand_checkpoint, tmp_path):
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+def test_the_load_bench_runs_end_to_end(hand_checkpoint, tmp_path):
+    """bench/bench_serve.py on a few requests (correctness only: no timing is asserted)."""
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "bench.bench_serve", "--checkpoint", str(hand_checkpoint),
+                             "--sizes", "2", "--requests", "40", "--concurrency", "4", "--seconds", "10",
+                             "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| 2 | on | 4 | 200 |" in result.stdout and "| 2 | off | 4 | 200 |" in result.stdout
+    assert "2 names/request: micro-batching on/off = " in result.stdout
+    rows = json.loads(out.read_text())
+    assert [(r["batching"], r["errors"], r["answered_after"]) for r in rows] == [(True, 0, True), (False, 0, True)]
