@@ -490,6 +490,11 @@ def main(argv=None) -> int:
     set_logging()
     common = dict(host=args.host, port=args.port, access_log=False, server_header=False, log_level="info")
     if args.workers > 1:  # each process loads the model itself; the port is shared
+        from models.checkpoint import default_checkpoint, load
+
+        settings.checkpoints = settings.checkpoints or [str(default_checkpoint())]  # one pick for every worker
+        for path in settings.checkpoints:
+            load(path)  # a missing or damaged file is one line here, not a traceback per worker
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
         uvicorn.run("serve:app_from_environment", factory=True, workers=args.workers, **common)
         return 0
