@@ -18,6 +18,7 @@ requests in flight, then exits. The API, the limits and running behind a proxy: 
 """
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -466,7 +467,15 @@ def app_from_environment():
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     set_logging()
     set_threads(settings.threads)
-    return create_app(settings)
+    return freeze(create_app(settings))
+
+
+def freeze(app):
+    """Put everything alive now (the model, its training names, the libraries) out of the garbage collector's sight:
+    they live as long as the process, and its full passes over them stalled batches by 100-400 ms under load."""
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def set_logging() -> None:
@@ -499,7 +508,7 @@ def main(argv=None) -> int:
         uvicorn.run("serve:app_from_environment", factory=True, workers=args.workers, **common)
         return 0
     set_threads(settings.threads)
-    app = create_app(settings)
+    app = freeze(create_app(settings))
     uvicorn.run(app, **common)
     return 0
 
