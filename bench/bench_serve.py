@@ -3,16 +3,16 @@
     python -m bench.bench_serve --checkpoint save_model/ngram+gru_classification_best.bin
     python -m bench.bench_serve --checkpoint CK --requests 2000 --concurrency 32 --sizes 1 100 --overload
 
-For each request size (names per request) it starts `serve.py` twice on a free 127.0.0.1 port, once
-as configured (micro-batching on) and once with --max-batch 1 (off), and sends --requests POST
-/v1/predict requests from --concurrency keep-alive connections (a small asyncio HTTP/1.1 client
-here, lighter than any client library, so the client takes less of the machine from the server).
-Each phase stops after its requests or --seconds, whichever comes first. It prints a Markdown table:
-requests/s, names/s, p50/p95/p99 latency, errors (anything but 200), the server's RSS once the
-model is loaded, after a warm-up round and at the end; then the ratios on/off. --overload adds a phase with twice --concurrency clients against a server
-with a short queue (--overload-queue names): how many get a fast 503, how fast, and whether a request
-right after the load is answered. Names are drawn, seeded, from the data set. Phases run one after
-another, never two at once (2-core machine).
+For each request size (names per request) it starts `serve.py` twice on a free 127.0.0.1 port, once as
+configured (micro-batching on) and once with --max-batch 1 (off), and sends --requests POST /v1/predict
+requests from --concurrency keep-alive connections (a small asyncio HTTP/1.1 client here, lighter than any
+client library, so the client takes less of the machine from the server). Each phase stops after its requests
+or --seconds, whichever comes first. It prints a Markdown table: requests/s, names/s, p50/p95/p99 latency,
+errors (anything but 200), the server's RSS once the model is loaded, after a warm-up round and at the end;
+then the ratios on/off. --overload adds a phase with twice --concurrency clients against a server with a short
+queue (--overload-queue names): how many get a fast 503, how fast, and whether a request right after the load
+is answered. Names are drawn, seeded, from the data set. Phases run one after another, never two at once
+(2-core machine).
 """
 import argparse
 import asyncio
@@ -34,8 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint serve.py loads")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "names.tsv", help="names are drawn from its rows")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100], help="names per request, one phase each")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per phase of 1-name requests; larger "
-                                                                     "requests get as many names in all, at least 200 requests")
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="requests per phase of 1-name requests; of N-name requests, this / N but at least 200")
     parser.add_argument("--concurrency", type=int, default=32, help="connections sending at once")
     parser.add_argument("--seconds", type=float, default=15.0, help="a phase stops after this long at most")
     parser.add_argument("--threads", type=int, default=1, help="serve.py --threads")
@@ -75,7 +75,8 @@ class Server:
         deadline = time.monotonic() + 120
         while not self.ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"serve.py did not start:\n{self.process.communicate()[0] if self.process.poll() is not None else ''}")
+                self.process.kill()
+                raise SystemExit(f"serve.py did not start:\n{self.process.communicate()[0]}")
             time.sleep(0.1)
 
     def ready(self) -> bool:
@@ -97,7 +98,8 @@ async def request(reader, writer, body: bytes, port: int) -> int:
                  b"Content-Length: %d\r\n\r\n%s" % (port, len(body), body))
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
     await reader.readexactly(length)
     return status
 
@@ -136,7 +138,8 @@ def phase(args, names: list[str], size: int, batching: bool, concurrency: int, f
                     *flags)
     try:
         rss_loaded = rss_mb(server.process.pid)
-        asyncio.run(load(server.port, bodies[:concurrency], concurrency, args.seconds))  # warm-up: every connection once
+        # warm-up: every connection sends once
+        asyncio.run(load(server.port, bodies[:concurrency], concurrency, args.seconds))
         rss_start = rss_mb(server.process.pid)
         started = time.perf_counter()
         results = asyncio.run(load(server.port, bodies, concurrency, args.seconds))
@@ -180,7 +183,7 @@ def main(argv=None) -> int:
               f"{r['p99_ms']:.1f} | {r['errors']} ({r['refused_503']}) | "
               f"{r['rss_loaded_mb']:.0f}, {r['rss_start_mb']:.0f} → {r['rss_end_mb']:.0f} |")
     for size in args.sizes:
-        on, off = (next(r for r in rows if r["size"] == size and r["batching"] is b and r["concurrency"] == args.concurrency)
+        on, off = (next(r for r in rows if (r["size"], r["batching"], r["concurrency"]) == (size, b, args.concurrency))
                    for b in (True, False))
         print(f"{size} names/request: micro-batching on/off = {on['requests_per_s'] / off['requests_per_s']:.2f}x "
               f"requests/s and names/s, p99 latency {on['p99_ms'] / off['p99_ms']:.2f}x")

@@ -6,12 +6,13 @@ worker thread, off the event loop.
     result = await batcher.submit(job, size=len(job.names))   # Overloaded when the queue is full
     await batcher.stop()
 
-`run_batch(jobs) -> results` (same order) runs on the worker thread; one call for 256 names costs far less than
-256 calls for one (about a tenth, for the default model on one CPU thread), so gathering pays. A batch closes when it holds `max_batch` units (names) or its
-oldest job has waited `max_wait` seconds; jobs that arrived while the previous batch ran have usually waited
-that long already, so under load batches form with no added wait. A job larger than `max_batch` runs alone.
-`max_batch=1` turns batching off: every job is its own call. At most `max_queue` units wait at once; past that
-`submit` raises Overloaded at once instead of queueing work that would time out.
+`run_batch(jobs) -> results` (same order) runs on the worker thread; one call for 256 names costs far less
+than 256 calls for one (about a tenth, for the default model on one CPU thread), so gathering pays. A batch
+closes when it holds `max_batch` units (names) or its oldest job has waited `max_wait` seconds; jobs that
+arrived while the previous batch ran have usually waited that long already, so under load batches form with no
+added wait. A job larger than `max_batch` runs alone. `max_batch=1` turns batching off: every job is its own
+call. At most `max_queue` units wait at once; past that `submit` raises Overloaded at once instead of queueing
+work that would time out.
 """
 import asyncio
 import time
