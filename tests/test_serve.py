@@ -379,3 +379,10 @@ def test_the_load_bench_runs_end_to_end(hand_checkpoint, tmp_path):
     assert "2 names/request: micro-batching on/off = " in result.stdout
     rows = json.loads(out.read_text())
     assert [(r["batching"], r["errors"], r["answered_after"]) for r in rows] == [(True, 0, True), (False, 0, True)]
+
+
+def test_serve_imports_no_other_script():
+    from tests.test_layout import SCRIPTS, project_imports
+
+    assert not project_imports(ROOT / "serve.py") & SCRIPTS
+    assert not project_imports(ROOT / "bench" / "bench_serve.py")  # it starts serve.py; it imports nothing of ours
