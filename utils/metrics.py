@@ -85,6 +85,19 @@ def report_markdown(report: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def expected_calibration_error(probs, y_true, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| of the top-1 answers over `bins` equal-width confidence bins, weighted by the
+    bins' shares of the rows. probs [N, n_countries]."""
+    import torch
+
+    probs = torch.as_tensor(probs, dtype=torch.float64)
+    confidence, predicted = probs.max(dim=1)  # [N], [N]
+    correct = (predicted == torch.as_tensor(y_true)).double()  # [N]
+    bin_of = torch.clamp((confidence * bins).long(), max=bins - 1)  # [N]
+    gap = torch.bincount(bin_of, weights=correct - confidence, minlength=bins).abs()  # [bins]: |sum of the gaps|
+    return float(gap.sum()) / len(probs) if len(probs) else 0.0
+
+
 def probability_metrics(probs, y_true: list[int], bins: int = 15) -> dict:
     """How far the probabilities can be trusted, for probabilities [N, n_countries] and true label indices:
     the expected calibration error of the top-1 probability (`bins` equal-width bins), the mean negative
@@ -96,12 +109,7 @@ def probability_metrics(probs, y_true: list[int], bins: int = 15) -> dict:
     truth = torch.as_tensor(y_true)
     confidence, predicted = probs.max(dim=1)  # [N], [N]
     correct = (predicted == truth).double()  # [N]
-    bin_of = torch.clamp((confidence * bins).long(), max=bins - 1)  # [N]
-    ece = 0.0
-    for b in range(bins):
-        in_bin = bin_of == b
-        if in_bin.any():
-            ece += in_bin.double().mean().item() * abs(correct[in_bin].mean().item() - confidence[in_bin].mean().item())
+    ece = expected_calibration_error(probs, truth, bins)
     one_hot = torch.nn.functional.one_hot(truth, probs.shape[1]).double()
     order = torch.argsort(confidence, descending=True, stable=True)  # most confident first
     hits = correct[order].cumsum(0) / torch.arange(1, len(order) + 1)  # accuracy of the k most confident
