@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from config.config import ALPHABET, TrainConfig
+from config.config import ALPHABET, PRESET_SETTINGS, TrainConfig
 from utils.errors import UserError, run_script
 
 
@@ -45,6 +45,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
             parser.add_argument(flag, nargs="+", default=default, help=f"{help} (default: {' '.join(default)})")
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"{help} (default: {default})")
+    early, _ = parser.parse_known_args(argv)  # a data preset brings the settings its size calls for; flags still win
+    for entry in early.data:
+        parser.set_defaults(**PRESET_SETTINGS.get(entry, {}))
     given = vars(parser.parse_args(argv))
     given["data"] = tuple(given["data"])
     resume = given.pop("resume")

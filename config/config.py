@@ -13,6 +13,9 @@ CORPUS = ROOT / "data" / "corpus.tsv"  # real surnames from licence-clean source
 EXTERNAL_VAL = ROOT.parent / "shared" / "data" / "external_val.tsv"
 # names --data takes for sets of files: the tutorial's names alone, or with the corpus of real surnames
 DATA_PRESETS = {"tutorial": (str(DEFAULT_DATA),), "real": (str(DEFAULT_DATA), str(CORPUS))}
+# the settings a preset brings (flags given still win): the corpus has ten times the tutorial's names, so larger
+# batches and half the epochs keep its training within minutes (docs/tuning.md)
+PRESET_SETTINGS = {"real": {"batch_size": 512, "epochs": 10}}
 SAVE_DIR = ROOT / "save_model"
 DATA_URL = "https://download.pytorch.org/tutorial/data.zip"  # the official archive (tools/download_data.py)
 

@@ -92,3 +92,23 @@ def test_a_no_answer_is_wrong_but_not_a_country_of_the_macro_f1():
     assert m["accuracy"] == 0.75
     # per country F1: 1, 1, 2/3 (precision 1, recall 1/2); a fourth "country" -1 would pull the mean to 2/3
     assert m["macro_f1"] == pytest.approx((1 + 1 + 2 / 3) / 3)
+
+
+def test_a_domain_row_by_hand():
+    import torch
+
+    from utils.metrics import domain_row
+
+    probs = torch.tensor([[0.9, 0.1, 0.0],  # right, 0.9 sure
+                          [0.6, 0.4, 0.0],  # wrong (truth 1), 0.6 sure
+                          [0.2, 0.7, 0.1],  # right, 0.7 sure
+                          [0.1, 0.1, 0.8]])  # right, 0.8 sure
+    row = domain_row(probs, [0, 1, 1, 2], seen=[True, True, False, False])
+    assert row["rows"] == 4 and row["accuracy"] == 0.75
+    assert row["balanced_accuracy"] == pytest.approx((1 + 0.5 + 1) / 3)  # recall of 0, 1, 2
+    # macro-F1: class 0 P 1/2 R 1 -> 2/3; class 1 P 1 R 1/2 -> 2/3; class 2: 1
+    assert row["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    # ECE, 15 bins: 0.9 (right), 0.6 (wrong), 0.7 (right), 0.8 (right) each alone in a bin
+    assert row["ece"] == pytest.approx((0.1 + 0.6 + 0.3 + 0.2) / 4)
+    assert (row["seen_rows"], row["seen_accuracy"], row["unseen_accuracy"]) == (2, 0.5, 1.0)
+    assert domain_row(probs, [0, 1, 1, 2], seen=[False] * 4)["seen_accuracy"] is None

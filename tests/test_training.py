@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import train
-from config.config import ALPHABET
+from config.config import ALPHABET, TrainConfig
 from models import build_model
 from models.rnn import RNNArgs
 from tests.conftest import TINY, TINY_COUNTRIES, TINY_FRACTIONS, write_tiny
@@ -248,3 +248,13 @@ def test_impossible_settings_are_refused_before_the_data_is_read(tmp_path, capsy
         train.main(["--data", str(tmp_path / "nowhere.tsv"), "--save-dir", str(tmp_path / "s"), *flags])
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_real_preset_brings_its_batch_and_epochs_and_flags_still_win():
+    import train
+
+    real, _ = train.parse_args(["--data", "real"])
+    assert (real.batch_size, real.epochs, real.data) == (512, 10, ("real",))
+    assert train.parse_args(["--data", "real", "--epochs", "3"])[0].epochs == 3
+    tutorial, _ = train.parse_args([])
+    assert (tutorial.batch_size, tutorial.data) == (TrainConfig().batch_size, ("tutorial",))
