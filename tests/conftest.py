@@ -1,11 +1,13 @@
-"""Shared fixtures: the repo root, a tiny data set made on the spot, a checkpoint trained on it through the real
-CLI, and a hand-built checkpoint whose every answer is known in advance.
+"""Shared fixtures: the repo root, a tiny data set made on the spot, a checkpoint trained on it once per session by
+train.py's main(), and a hand-built checkpoint whose every answer is known in advance.
 
 Every test reads the data it needs from here or from the embedded copy data/names.tsv; none needs ../shared.
 """
+import io
 import math
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,7 @@ def tiny_folder(tmp_path) -> Path:
     return folder
 
 
-# --- a checkpoint trained through the real CLI, once per session ---
+# --- a checkpoint trained by train.py, once per session ---
 
 TRAIN_FLAGS = ("--model", "gru", "--posthoc-adjust", "0", "--epochs", "4", "--batch-size", "8", "--hidden-size", "16",
                "--lr", "0.03", "--letter-dropout", "0", "--dropout", "0", *TINY_FRACTIONS)  # enough for every training name to be learnt (a few seconds)
@@ -59,13 +61,18 @@ TRAIN_FLAGS = ("--model", "gru", "--posthoc-adjust", "0", "--epochs", "4", "--ba
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> dict:
-    """`python train.py` on the tiny data: its data file, save folder, checkpoint and printed output."""
+    """train.py's main() on the tiny data, in this process, once per session: its data file, save folder,
+    checkpoint and printed output (tests/test_cli.py runs the same command as a user would, marked slow)."""
+    import train
+
     tmp = tmp_path_factory.mktemp("trained")
     data = write_tiny(tmp / "tiny.tsv")
     save = tmp / "save"
-    result = run_script("train.py", "--data", str(data), "--save-dir", str(save), *TRAIN_FLAGS)
-    assert result.returncode == 0, result.stderr
-    return {"data": data, "save": save, "checkpoint": save / "gru_classification_best.bin", "stdout": result.stdout}
+    printed = io.StringIO()
+    with redirect_stdout(printed), redirect_stderr(io.StringIO()):  # the stderr: tqdm's bars
+        result = train.main(["--data", str(data), "--save-dir", str(save), *TRAIN_FLAGS])
+    assert isinstance(result, dict), printed.getvalue()
+    return {"data": data, "save": save, "checkpoint": save / "gru_classification_best.bin", "stdout": printed.getvalue()}
 
 
 @pytest.fixture(scope="session")

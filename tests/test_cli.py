@@ -1,9 +1,11 @@
-"""The scripts as a user runs them: train -> predict -> evaluate through subprocesses from another folder, the exact
-answers of a checkpoint whose answers are known, output formats, exit codes and one-line errors.
+"""The scripts as a user runs them: train -> predict -> evaluate, the exact answers of a checkpoint whose answers are
+known, output formats, exit codes and one-line errors.
 
-Subprocesses cost a Python and torch start-up each, so the formats and most errors are checked by calling the
-scripts' main() here, wrapped as their `__main__` wraps it (utils.errors.run_script).
+Subprocesses cost a Python and torch start-up each, so these tests call the scripts' main() here, wrapped as their
+`__main__` wraps it (utils.errors.run_script); the same commands run as a user runs them, in child processes from
+another folder, in the slow tier (`python -m pytest -m slow`).
 """
+import io
 import json
 import subprocess
 import sys
@@ -13,7 +15,8 @@ import torch
 
 import evaluate
 import predict
-from tests.conftest import (ROOT, TINY, TINY_COUNTRIES, last_letter_country, last_letter_payload,
+import train
+from tests.conftest import (ROOT, TINY, TINY_COUNTRIES, TINY_FRACTIONS, TRAIN_FLAGS, last_letter_country,
                             last_letter_probabilities, run_script, write_tiny)
 from models import checkpoint as ckpt
 from utils.data import SurnameData
@@ -27,9 +30,9 @@ def run_main(main, argv: list[str]) -> int | str:
     return e.value.code
 
 
-# --- end to end, through subprocesses ---
+# --- end to end ---
 
-def test_train_predict_evaluate_end_to_end(tiny_run, tmp_path):
+def test_train_predict_evaluate_end_to_end(tiny_run, tmp_path, capsys):
     save, checkpoint = tiny_run["save"], str(tiny_run["checkpoint"])
     assert tiny_run["stdout"].startswith("config: {") and "test (12 names, best epoch" in tiny_run["stdout"]
     assert {p.name for p in save.iterdir()} >= {"gru_classification_best.bin", "gru_history.json", "gru_curves.png"}
@@ -39,16 +42,15 @@ def test_train_predict_evaluate_end_to_end(tiny_run, tmp_path):
     assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3, 4] and "accuracy" in history["test"]
 
     # names of its training split (Petrov, not Ivanov): the model has learnt them
-    result = run_script("predict.py", "Nakamura", "Petrov", "Smith", "--checkpoint", checkpoint)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "Nakamura\tJapanese\nPetrov\tRussian\nSmith\tEnglish\n"
-    assert result.stderr == f"model: {checkpoint}\n"
+    assert run_main(predict.main, ["Nakamura", "Petrov", "Smith", "--checkpoint", checkpoint]) == 0
+    out = capsys.readouterr()
+    assert out.out == "Nakamura\tJapanese\nPetrov\tRussian\nSmith\tEnglish\n"
+    assert out.err == f"model: {checkpoint}\n"
 
     # the test split train.py held out, rebuilt from the tiny data, scored as train.py scored it
-    result = run_script("evaluate.py", "--checkpoint", checkpoint, "--split-data", str(tiny_run["data"]),
-                        "--out", str(tmp_path), "--json")
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    assert run_main(evaluate.main, ["--checkpoint", checkpoint, "--split-data", str(tiny_run["data"]),
+                                    "--out", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
     metrics = ckpt.load(checkpoint)["metrics"]
     assert report["set"] == "test split" and report["rows"] == 12 and report["sha256"] == ckpt.load(checkpoint)["data"]["sha256"]
     assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
@@ -60,13 +62,35 @@ def test_train_predict_evaluate_end_to_end(tiny_run, tmp_path):
     assert (tmp_path / (stem.name + "_confusion.png")).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_predict_gives_the_known_answers_of_a_hand_built_model(hand_checkpoint):
-    result = run_script("predict.py", "-", "Smith", "123", "Maxa/B", "Ivanov", "--json", "--topk", "3",
-                        "--checkpoint", str(hand_checkpoint), stdin="nakamura\n\n  White \n")
-    assert result.returncode == 1  # one name could not be classified; the others were answered
-    assert "error: name '123' has no letters" in result.stderr and "Traceback" not in result.stderr
-    assert "warning: 'Maxa/B' has characters outside the alphabet ['/']" in result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+@pytest.mark.slow
+def test_train_predict_evaluate_as_a_user_runs_them(tmp_path):
+    """The three commands in child processes from another folder, names piped into predict.py."""
+    data, save = write_tiny(tmp_path / "tiny.tsv"), tmp_path / "save"
+    trained = run_script("train.py", "--data", str(data), "--save-dir", str(save), *TRAIN_FLAGS)
+    assert trained.returncode == 0, trained.stderr
+    assert trained.stdout.startswith("config: {") and "test (12 names, best epoch" in trained.stdout
+    checkpoint = str(save / "gru_classification_best.bin")
+    predicted = run_script("predict.py", "-", "--checkpoint", checkpoint, stdin="Nakamura\nPetrov\n\nSmith\n")
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout == "Nakamura\tJapanese\nPetrov\tRussian\nSmith\tEnglish\n"
+    evaluated = run_script("evaluate.py", "--checkpoint", checkpoint, "--split-data", str(data), "--out",
+                           str(tmp_path), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(ckpt.load(checkpoint)["metrics"]["test_accuracy"])
+    refused = run_script("predict.py", "", "42", "--checkpoint", checkpoint)
+    assert refused.returncode == 1 and refused.stderr.splitlines() == [
+        f"model: {checkpoint}", "error: empty name ''", "error: name '42' has no letters"]
+
+
+def test_predict_gives_the_known_answers_of_a_hand_built_model(hand_checkpoint, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("nakamura\n\n  White \n"))
+    code = run_main(predict.main, ["-", "Smith", "123", "Maxa/B", "Ivanov", "--json", "--topk", "3",
+                                   "--checkpoint", str(hand_checkpoint)])
+    out = capsys.readouterr()
+    assert code == 1  # one name could not be classified; the others were answered
+    assert "error: name '123' has no letters" in out.err and "Traceback" not in out.err
+    assert "warning: 'Maxa/B' has characters outside the alphabet ['/']" in out.err
+    records = [json.loads(line) for line in out.out.splitlines()]
     assert [r["name"] for r in records] == ["nakamura", "White", "Smith", "Maxa/B", "Ivanov"]
     assert [r["country"] for r in records] == ["Japanese", "Japanese", "English", "English", "Russian"]
     for r in records:
@@ -107,8 +131,6 @@ def test_predict_refuses_bad_checkpoints_in_one_line(hand_checkpoint, tmp_path):
 
 
 def test_train_on_malformed_data_names_the_line(tmp_path):
-    import train
-
     data = tmp_path / "bad.tsv"
     data.write_text("Abe\tJapanese\nSmith English\n", encoding="utf-8")
     code = run_main(train.main, ["--data", str(data), "--save-dir", str(tmp_path / "s")])
@@ -164,6 +186,7 @@ def imported_packages(*args: str) -> set[str]:
             if line.startswith("import time:")}
 
 
+@pytest.mark.slow
 def test_predict_cli_imports_nothing_beyond_torch_that_it_does_not_need(hand_checkpoint):
     """`python predict.py NAME` stays near `import torch`: no matplotlib, scikit-learn, scipy or openai, and tqdm
     and numpy only where torch itself loads them."""
@@ -174,21 +197,23 @@ def test_predict_cli_imports_nothing_beyond_torch_that_it_does_not_need(hand_che
     assert not (predict_imports - torch_itself) & {"tqdm", "numpy"}
 
 
-def test_the_default_model_is_a_mix_that_trains_predicts_and_explains(tmp_path):
+def test_the_default_model_is_a_mix_that_trains_predicts_and_explains(tmp_path, capsys):
     """`python train.py` with no model flag: an n-gram and a GRU, mixed with weights fitted on validation."""
-    from tests.conftest import TINY_FRACTIONS, write_tiny
-
     data = write_tiny(tmp_path / "tiny.tsv")
-    result = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "save"), "--epochs", "2",
-                        "--hidden-size", "8", *TINY_FRACTIONS)
-    assert result.returncode == 0, result.stderr
-    assert "mix weights, fitted on validation: ngram" in result.stdout
+    result = train.main(["--data", str(data), "--save-dir", str(tmp_path / "save"), "--epochs", "2",
+                         "--hidden-size", "8", *TINY_FRACTIONS])
+    assert "mix weights, fitted on validation: ngram" in capsys.readouterr().out
     checkpoint = tmp_path / "save" / "ngram+gru_classification_best.bin"
+    assert result["best_path"] == checkpoint
     payload = torch.load(checkpoint, weights_only=True)
     assert payload["family"] == "mix" and [m["family"] for m in payload["model_args"]["members"]] == ["ngram", "gru"]
     assert payload["finished"] and payload["temperature"] > 0
-    result = run_script("predict.py", "Yamamoto", "--json", "--explain", "--checkpoint", str(checkpoint))
-    record = json.loads(result.stdout)
-    assert result.returncode == 0 and record["country"] == "Japanese"  # a training name, known to the n-gram
-    assert record["seen_in_training"] == ["Japanese"] or record["seen_in_training"] == []
-    assert [e["letter"] for e in record["explanation"]] == list("Yamamoto")
+
+    split = SurnameData.build(data, 0.25, 0.25, 0)
+    side = {split.names[r]: part for part in ("train", "val") for r in getattr(split.split, part)}
+    assert side["Nakamura"] == "train" and side["Yamamoto"] == "val"  # one name the model was trained on, one not
+    assert run_main(predict.main, ["Nakamura", "Yamamoto", "--json", "--explain", "--checkpoint", str(checkpoint)]) == 0
+    nakamura, yamamoto = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert nakamura["country"] == yamamoto["country"] == "Japanese"
+    assert nakamura["seen_in_training"] == ["Japanese"] and yamamoto["seen_in_training"] == []
+    assert [e["letter"] for e in yamamoto["explanation"]] == list("Yamamoto")
