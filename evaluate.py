@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--domains", action="store_true",
                         help="print one table across domains instead: the test split of each data source (the "
                              "tutorial's names, each corpus source) and each --external file")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="which held-out side of the training data --domains reads: test, or val for tuning")
     parser.add_argument("--external", type=Path, nargs="*", default=None,
                         help="labelled files of names for --domains (default: ../shared/data/external_val.tsv "
                              "where it exists)")
@@ -85,9 +87,9 @@ def labelled_file_rows(path: Path, countries: list[str]) -> tuple[list[str], lis
     return raw, normalised, truth, about
 
 
-def domains_report(predictor, data, externals: list[Path]) -> dict[str, dict]:
-    """The across-domains table's rows: the test split, whole and by each row's origin (a data file, or a corpus
-    source), then every row of each external file whose country the model knows."""
+def domains_report(predictor, data, externals: list[Path], split: str = "test") -> dict[str, dict]:
+    """The across-domains table's rows: the test (or val) split, whole and by each row's origin (a data file, or a
+    corpus source), then every row of each external file whose country the model knows."""
     from utils.data import read_labelled
     from utils.metrics import domain_row
 
@@ -97,12 +99,14 @@ def domains_report(predictor, data, externals: list[Path]) -> dict[str, dict]:
         probs = predictor.probabilities(normalised)
         return domain_row(probs, [label_of[c] for c in truth], [bool(predictor.seen_in_training(n)) for n in normalised])
 
-    test = data.split.test
-    rows = {"test split, all sources": row([data.names[r] for r in test], [data.countries[data.labels[r]] for r in test])}
-    origins = sorted({data.samples[r].origin for r in test}, key=lambda o: (o != data.path.name, o))
+    held_out = data.rows(split)
+    rows = {f"{split} split, all sources": row([data.names[r] for r in held_out],
+                                               [data.countries[data.labels[r]] for r in held_out])}
+    origins = sorted({data.samples[r].origin for r in held_out}, key=lambda o: (o != data.path.name, o))
     for origin in origins if len(origins) > 1 else []:
-        mine = [r for r in test if data.samples[r].origin == origin]
-        rows[f"test split: {origin}"] = row([data.names[r] for r in mine], [data.countries[data.labels[r]] for r in mine])
+        mine = [r for r in held_out if data.samples[r].origin == origin]
+        rows[f"{split} split: {origin}"] = row([data.names[r] for r in mine],
+                                               [data.countries[data.labels[r]] for r in mine])
     for path in externals:
         _, normalised, truth, _ = read_labelled(path, predictor.countries)
         rows[path.name] = row(normalised, truth)
@@ -211,7 +215,7 @@ def main(argv=None) -> int:
         if data_set is None:
             raise DataError("--domains needs the training data of the checkpoint")
         externals = args.external if args.external is not None else [EXTERNAL_VAL] if EXTERNAL_VAL.exists() else []
-        table = domains_report(predictor, data_set, externals)
+        table = domains_report(predictor, data_set, externals, args.split)
         print(json.dumps(table) if args.json else domain_markdown(table))
         return 0
     if args.data is not None:

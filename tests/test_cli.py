@@ -152,6 +152,25 @@ def test_evaluate_scores_the_hand_built_model_exactly(hand_checkpoint, tiny_tsv,
     assert report["checkpoint"] == [str(hand_checkpoint)]
 
 
+def test_evaluate_domains_prints_one_table_for_each_side_and_external_file(hand_checkpoint, tiny_tsv, tmp_path, capsys):
+    external = write_tiny(tmp_path / "external.tsv", [("Kato", "Japanese"), ("Smith", "English"), ("Rossi", "Italian")])
+    code = run_main(evaluate.main, ["--checkpoint", str(hand_checkpoint), "--split-data", str(tiny_tsv), "--domains",
+                                    "--external", str(external), "--json"])
+    assert code == 0
+    table = json.loads(capsys.readouterr().out)
+    assert list(table) == ["test split, all sources", "external.tsv"]  # one file: no per-origin rows
+    data = SurnameData.build(tiny_tsv, 0.25, 0.25, 0)
+    truth = [(data.names[r], data.countries[data.labels[r]]) for r in data.split.test]
+    assert table["test split, all sources"]["accuracy"] == pytest.approx(
+        sum(last_letter_country(n) == c for n, c in truth) / len(truth))
+    assert table["external.tsv"]["rows"] == 2  # Italian is not a country of the checkpoint
+    assert table["external.tsv"]["accuracy"] == pytest.approx(
+        sum(last_letter_country(n) == c for n, c in [("Kato", "Japanese"), ("Smith", "English")]) / 2)
+    assert run_main(evaluate.main, ["--checkpoint", str(hand_checkpoint), "--split-data", str(tiny_tsv), "--domains",
+                                    "--split", "val", "--external"]) == 0
+    assert "| val split, all sources | 12 |" in capsys.readouterr().out
+
+
 def test_evaluate_data_with_unknown_countries(hand_checkpoint, tmp_path, capsys):
     rows = [(name, country) for country, names in TINY.items() for name in names[:3]]
     rows += [("Dupont", "French"), ("Martin", "French"), ("Rossi", "Italian")]
