@@ -168,6 +168,7 @@ BAD = {  # what is wrong -> (how to make it from a good payload, what the error 
     "data record lacks seed": (lambda p: {**p, "data": {k: v for k, v in p["data"].items() if k != "seed"}},
                                "the data record lacks seed"),
     "no countries": (lambda p: {k: v for k, v in p.items() if k != "countries"}, "checkpoint lacks countries"),
+    "countries not a list": (lambda p: {**p, "countries": "English"}, "countries is a str, not a list"),
     "a country too few": (lambda p: {**p, "countries": p["countries"][:2]}, "train_prior must be 2 finite numbers"),
     "infinite offset": (lambda p: {**p, "logit_offset": [0.0, math.inf, 0.0]}, "logit_offset must be 3 finite"),
     "zero temperature": (lambda p: {**p, "temperature": 0.0}, "temperature must be a positive number"),

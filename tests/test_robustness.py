@@ -1,18 +1,27 @@
 """Nothing lost, nothing crashes: every way a user can trip the scripts ends in one readable line on stderr,
-a non-zero exit and no traceback; interrupted training resumes to the very weights of an uninterrupted run."""
+a non-zero exit and no traceback; interrupted training resumes to the very weights of an uninterrupted run.
+
+The scripts' main() runs in this process; a real SIGINT, a closed stdin and a closed pipe, which need a process of
+their own, are in the slow tier."""
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import predict
+import train
+import utils.training
 from tests.conftest import ROOT, TINY, TINY_FRACTIONS, run_script, write_tiny
+from tests.test_cli import run_main
 from models import checkpoint as ckpt
 from utils.data import check_name, normalise
 from utils.errors import InvalidNameError
@@ -27,61 +36,50 @@ def one_clear_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def tampered(tiny_checkpoint, tmp_path, change) -> str:
-    payload = torch.load(tiny_checkpoint, weights_only=True)
-    change(payload)
-    path = tmp_path / "tampered.bin"
-    torch.save(payload, path)
-    return str(path)
+def one_line_in_process(main, argv: list[str], capsys) -> str:
+    """A script's main() run here as its __main__ runs it: the one 'error:' line it ends with (said on stderr or
+    as the exit message), a non-zero exit and no traceback."""
+    code = run_main(main, argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("model: ")]
+    lines += [code] if isinstance(code, str) else []
+    assert code != 0 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "\n" not in lines[0], lines
+    return lines[0]
 
 
-def set_nan(payload):
-    weight = next(k for k in payload["model_state"] if k.endswith("weight"))
-    payload["model_state"][weight] = torch.full_like(payload["model_state"][weight], float("nan"))
+# Damaged checkpoints, field by field: tests/test_checkpoint.py (BAD); predict.py's one line for them: tests/test_cli.py
 
-
-# (what the user does, the command's arguments, a word the one line must contain); {ckpt} and {tmp} are filled in
-CASES = {
-    "a huge hidden size in the checkpoint": ("predict", lambda p: p["model_args"].update(hidden_size=10**9), "range"),
-    "NaN weights": ("predict", set_nan, "NaN"),
-    "the alphabet an int": ("predict", lambda p: p.update(alphabet=57), "alphabet"),
-    "the data record missing keys": ("predict", lambda p: p["data"].pop("seed"), "seed"),
-    "a family nobody knows": ("predict", lambda p: p.update(family="quantum"), "family"),
-    "countries not a list": ("predict", lambda p: p.update(countries="English"), "countries"),
-}
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_a_damaged_checkpoint_is_refused_with_one_line(case, tiny_checkpoint, tmp_path):
-    _, change, word = CASES[case]
-    result = run_script("predict.py", "Smith", "--checkpoint", tampered(tiny_checkpoint, tmp_path, change))
-    assert word in one_clear_line(result)
-
-
-def test_a_checkpoint_with_huge_sizes_is_refused_before_anything_is_allocated(tiny_checkpoint, tmp_path):
+def test_a_checkpoint_with_huge_sizes_is_refused_before_anything_is_allocated(tiny_checkpoint, tmp_path, capsys):
     """Sizes within range but not matching the stored weights: refused from the meta-device build, fast."""
-    path = tampered(tiny_checkpoint, tmp_path, lambda p: p["model_args"].update(hidden_size=60_000))
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload["model_args"]["hidden_size"] = 60_000
+    torch.save(payload, tmp_path / "huge.bin")
     started = time.perf_counter()
-    result = run_script("predict.py", "Smith", "--checkpoint", path)
-    assert "do not match" in one_clear_line(result)
+    line = one_line_in_process(predict.main, ["Smith", "--checkpoint", str(tmp_path / "huge.bin")], capsys)
+    assert "do not match" in line
     assert time.perf_counter() - started < 30  # a real 60,000-wide GRU would take minutes and gigabytes
 
 
 @pytest.mark.parametrize("args, stdin, word", [
     (["\U0001F600"], None, "no letters"),  # an emoji-only name
     (["-"], "x" * 1_000_000 + "\n", "at most"),  # a million characters (stdin: too long for an argument)
+    (["-"], "closed", "stdin"),  # `<&-`: Python starts with no sys.stdin (the real thing: test_predict_with_closed_stdin...)
     (["Smith", "--device", "cuda"], None, "cuda"),
     (["Smith", "--checkpoint", "/nonexistent/model.bin"], None, "no checkpoint"),
     (["Smith", "--prior", "/nonexistent/prior.json"], None, "prior"),
 ])
-def test_predict_refuses_bad_input_with_one_line(args, stdin, word, tiny_checkpoint):
+def test_predict_refuses_bad_input_with_one_line(args, stdin, word, tiny_checkpoint, monkeypatch, capsys):
     if "--checkpoint" not in args:
         args = [*args, "--checkpoint", str(tiny_checkpoint)]
     if "--device" in args and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    assert word in one_clear_line(run_script("predict.py", *args, stdin=stdin))
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", None if stdin == "closed" else io.StringIO(stdin))
+    assert word in one_line_in_process(predict.main, args, capsys)
 
 
+@pytest.mark.slow
 def test_predict_with_closed_stdin_says_so(tiny_checkpoint):
     result = subprocess.run([sys.executable, str(ROOT / "predict.py"), "-", "--checkpoint", str(tiny_checkpoint)],
                             capture_output=True, text=True, cwd=ROOT.parent, timeout=120,
@@ -89,6 +87,7 @@ def test_predict_with_closed_stdin_says_so(tiny_checkpoint):
     assert "stdin" in one_clear_line(result)
 
 
+@pytest.mark.slow
 def test_predict_into_a_closed_pipe_ends_quietly(tiny_checkpoint):
     """`predict.py - | head -1`: the reader leaves after one line; no BrokenPipeError traceback."""
     names = "\n".join(["Smith", "Tanaka", "Ivanov"] * 20_000)
@@ -112,38 +111,39 @@ def test_unreadable_data_is_one_error(tmp_path, monkeypatch):
         load_samples(data)
 
 
-def test_train_refuses_an_unwritable_save_folder_before_training(tmp_path):
+def test_train_refuses_an_unwritable_save_folder_before_training(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     data = write_tiny(tmp_path / "tiny.tsv")
-    result = run_script("train.py", "--data", str(data), "--save-dir", str(blocker / "save"), *TINY_FRACTIONS)
-    assert "cannot write" in one_clear_line(result)
+    line = one_line_in_process(train.main, ["--data", str(data), "--save-dir", str(blocker / "save"), *TINY_FRACTIONS],
+                               capsys)
+    assert "cannot write" in line
 
 
 @pytest.mark.parametrize("names_in_rare_country", [1, 2])
-def test_a_country_with_too_few_names_is_refused_by_name(names_in_rare_country, tmp_path):
+def test_a_country_with_too_few_names_is_refused_by_name(names_in_rare_country, tmp_path, capsys):
     rows = [(n, c) for c, names in TINY.items() for n in names] + [(f"Rare{i}", "Atlantean")
                                                                     for i in range(names_in_rare_country)]
-    result = run_script("train.py", "--data", str(write_tiny(tmp_path / "d.tsv", rows)),
-                        "--save-dir", str(tmp_path / "s"), *TINY_FRACTIONS)
-    line = one_clear_line(result)
+    line = one_line_in_process(train.main, ["--data", str(write_tiny(tmp_path / "d.tsv", rows)),
+                                            "--save-dir", str(tmp_path / "s"), *TINY_FRACTIONS], capsys)
     assert "Atlantean" in line and "at least" in line
 
 
-def test_a_huge_name_in_the_training_data_is_refused_by_line(tmp_path):
+def test_a_huge_name_in_the_training_data_is_refused_by_line(tmp_path, capsys):
     rows = [(n, c) for c, names in TINY.items() for n in names] + [("y" * 100_000, "English")]
     started = time.perf_counter()
-    result = run_script("train.py", "--data", str(write_tiny(tmp_path / "d.tsv", rows)),
-                        "--save-dir", str(tmp_path / "s"), *TINY_FRACTIONS)
-    assert "d.tsv:49" in one_clear_line(result)
+    line = one_line_in_process(train.main, ["--data", str(write_tiny(tmp_path / "d.tsv", rows)),
+                                            "--save-dir", str(tmp_path / "s"), *TINY_FRACTIONS], capsys)
+    assert "d.tsv:49" in line
     assert time.perf_counter() - started < 60
 
 
-def test_a_second_run_on_a_busy_save_folder_is_refused(tmp_path):
+def test_a_second_run_on_a_busy_save_folder_is_refused(tmp_path, capsys):
     data = write_tiny(tmp_path / "tiny.tsv")
-    with ckpt.SaveDirLock(tmp_path / "save"):
-        result = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "save"), *TINY_FRACTIONS)
-    assert f"pid {os.getpid()}" in one_clear_line(result)
+    with ckpt.SaveDirLock(tmp_path / "save"):  # an flock of its own open file: refused in this process too
+        line = one_line_in_process(train.main, ["--data", str(data), "--save-dir", str(tmp_path / "save"),
+                                                *TINY_FRACTIONS], capsys)
+    assert f"pid {os.getpid()}" in line
 
 
 def test_stale_temp_files_are_cleaned_by_the_next_run(tmp_path):
@@ -161,7 +161,54 @@ def test_stale_temp_files_are_cleaned_by_the_next_run(tmp_path):
 RESUME_FLAGS = ("--model", "gru", "--epochs", "3", "--batch-size", "4", "--hidden-size", "16", *TINY_FRACTIONS)
 
 
+def same_run(whole: Path, cut: Path) -> None:
+    """Two save folders hold the same finished gru: the same weights and history, but for the seconds."""
+    a = ckpt.load(whole / "gru_classification_best.bin")
+    b = ckpt.load(cut / "gru_classification_best.bin")
+    assert a["model_state"].keys() == b["model_state"].keys()
+    assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])
+    history_a = json.loads((whole / "gru_history.json").read_text())
+    history_b = json.loads((cut / "gru_history.json").read_text())
+    for key in ("samples", "loss", "accuracy", "test"):
+        assert history_a[key] == history_b[key]
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in history_a["epochs"]]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in history_b["epochs"]]
+
+
+def test_a_run_stopped_midway_through_an_epoch_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch, capsys):
+    """In this process: Ctrl-C's flag raised after the third step of epoch 1 (of six), then --resume."""
+    data = write_tiny(tmp_path / "tiny.tsv")
+    assert isinstance(train.main(["--data", str(data), "--save-dir", str(tmp_path / "whole"), *RESUME_FLAGS]), dict)
+
+    flags, real_step = [], utils.training.train_step
+
+    class Stop(train.StopFlag):
+        def __enter__(self):
+            flags.append(self)
+            return super().__enter__()
+
+    def step_then_stop(*args, **kwargs):
+        result = real_step(*args, **kwargs)
+        flags[-1].steps = getattr(flags[-1], "steps", 0) + 1
+        flags[-1].requested = flags[-1].steps == 3
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "StopFlag", Stop)
+        patch.setattr(utils.training, "train_step", step_then_stop)
+        assert train.main(["--data", str(data), "--save-dir", str(tmp_path / "cut"), *RESUME_FLAGS]) == 130
+    assert "interrupted at epoch 1, step 3; continue with: python train.py --resume" in capsys.readouterr().out
+    [resume_file] = (tmp_path / "cut").glob("runs/gru-*/gru_resume.bin")  # in the run's own folder
+    assert not (tmp_path / "cut" / "gru_classification_best.bin").exists()  # nothing published
+
+    assert isinstance(train.main(["--resume", "--save-dir", str(tmp_path / "cut")]), dict)
+    same_run(tmp_path / "whole", tmp_path / "cut")
+    assert not resume_file.exists()  # a finished run leaves nothing to resume
+
+
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_weights_and_history_of_an_uninterrupted_one(tmp_path):
+    """The same with a real SIGINT to a child process, and --resume in another."""
     data = write_tiny(tmp_path / "tiny.tsv")
     whole = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "whole"), *RESUME_FLAGS)
     assert whole.returncode == 0, whole.stderr
@@ -183,21 +230,12 @@ def test_an_interrupted_run_resumes_to_the_weights_and_history_of_an_uninterrupt
 
     resumed = run_script("train.py", "--resume", "--save-dir", str(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr
-    a = ckpt.load(tmp_path / "whole" / "gru_classification_best.bin")
-    b = ckpt.load(tmp_path / "cut" / "gru_classification_best.bin")
-    assert a["model_state"].keys() == b["model_state"].keys()
-    assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])
-    history_a = json.loads((tmp_path / "whole" / "gru_history.json").read_text())
-    history_b = json.loads((tmp_path / "cut" / "gru_history.json").read_text())
-    for key in ("samples", "loss", "accuracy", "test"):
-        assert history_a[key] == history_b[key]
-    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in history_a["epochs"]]
-    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in history_b["epochs"]]
+    same_run(tmp_path / "whole", tmp_path / "cut")
     assert not resume_file.exists()  # a finished run leaves nothing to resume
 
 
-def test_resume_with_nothing_to_resume_says_so(tmp_path):
-    assert "nothing to resume" in one_clear_line(run_script("train.py", "--resume", "--save-dir", str(tmp_path)))
+def test_resume_with_nothing_to_resume_says_so(tmp_path, capsys):
+    assert "nothing to resume" in one_line_in_process(train.main, ["--resume", "--save-dir", str(tmp_path)], capsys)
 
 
 # --- any text a user can type ---
