@@ -239,30 +239,38 @@ def cli_env(**extra) -> dict:
     return {**env, **extra}
 
 
-def run_predict(*args, env):
-    return subprocess.run([sys.executable, str(ROOT / "predict.py"), *args], capture_output=True, text=True,
-                          cwd=ROOT.parent, env=env, timeout=300)
+def set_env(monkeypatch, **values) -> None:
+    """This process's environment as cli_env(**values) gives a child's: no OPENAI_* but `values`."""
+    for key in [k for k in os.environ if k.startswith("OPENAI_")]:
+        monkeypatch.delenv(key)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
 
 
-def test_predict_cli_llm(server, tiny_checkpoint, tiny_checkpoint_data, tmp_path):
+def test_predict_cli_llm(server, tiny_checkpoint, tiny_checkpoint_data, tmp_path, monkeypatch, capsys):
+    import predict
+    from tests.test_cli import run_main
+
     common = ["--checkpoint", str(tiny_checkpoint), "--llm-cache", str(tmp_path / "cache"), "--backend", "llm",
               "--data", str(tiny_checkpoint_data)]
     server.answer = lambda name: "Klingon" if name == "Smith" else KNOWN[name]
-    result = run_predict("nakamura", "Smith", "--shots", "2", *common,
-                         env=cli_env(OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url))
-    assert result.returncode == 1, result.stderr  # a name without an answer
-    assert result.stdout == "nakamura\tJapanese\nSmith\tno answer\n"
-    assert "answered 'Klingon' for 'Smith'" in result.stderr
+    set_env(monkeypatch, OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url)
+    assert run_main(predict.main, ["nakamura", "Smith", "--shots", "2", *common]) == 1  # a name without an answer
+    out = capsys.readouterr()
+    assert out.out == "nakamura\tJapanese\nSmith\tno answer\n"
+    assert "answered 'Klingon' for 'Smith'" in out.err
     assert len(server.requests[0]["body"]["messages"]) == 4  # two shots
 
-    no_key = run_predict("Sato", *common, "--base-url", server.url, env=cli_env())
-    assert no_key.returncode != 0 and no_key.stderr.strip().splitlines() == [
-        "error: no API key: set OPENAI_API_KEY (a local server accepts any value, e.g. OPENAI_API_KEY=local)"]
-    topk = run_predict("Sato", *common, "--topk", "3", env=cli_env(OPENAI_API_KEY="local"))
-    assert topk.returncode == 2 and "--topk is for a trained model" in topk.stderr
+    set_env(monkeypatch)
+    assert run_main(predict.main, ["Sato", *common, "--base-url", server.url]) == \
+        "error: no API key: set OPENAI_API_KEY (a local server accepts any value, e.g. OPENAI_API_KEY=local)"
+    set_env(monkeypatch, OPENAI_API_KEY="local")
+    assert run_main(predict.main, ["Sato", *common, "--topk", "3"]) == 2
+    assert "--topk is for a trained model" in capsys.readouterr().err
     assert len(server.requests) == 1
 
 
+@pytest.mark.slow
 def test_rnn_backend_does_not_import_openai(tiny_checkpoint):
     code = ("import runpy, sys\n"
             "sys.argv = ['predict.py', 'Sato', '--checkpoint', sys.argv[1]]\n"
@@ -275,21 +283,23 @@ def test_rnn_backend_does_not_import_openai(tiny_checkpoint):
     assert result.stdout.splitlines()[-1] == "False False"  # neither the client nor the backend behind the flags
 
 
-def test_evaluate_cli_llm_side_by_side_with_the_rnn(server, tiny_checkpoint, tiny_checkpoint_data, tmp_path):
+def test_evaluate_cli_llm_side_by_side_with_the_rnn(server, tiny_checkpoint, tiny_checkpoint_data, tmp_path,
+                                                     monkeypatch, capsys):
+    import evaluate
     from models.checkpoint import load
+    from tests.test_cli import run_main
     from utils.data import SurnameData
 
     data = SurnameData.from_record(load(tiny_checkpoint)["data"], tiny_checkpoint_data)
     test_names = {data.names[r] for r in data.split.test}
     server.answer = lambda name: "Atlantis" if name == sorted(test_names)[0] else KNOWN[name]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), "--checkpoint", str(tiny_checkpoint), "--backend", "llm",
-         "--limit", "6", "--shots", "1", "--llm-model", "test-model", "--llm-cache", str(tmp_path / "cache"),
-         "--split-data", str(tiny_checkpoint_data), "--out", str(tmp_path), "--json"],
-        capture_output=True, text=True, cwd=ROOT.parent, timeout=300,
-        env=cli_env(OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url))
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    set_env(monkeypatch, OPENAI_API_KEY="local", OPENAI_BASE_URL=server.url)
+    code = run_main(evaluate.main, ["--checkpoint", str(tiny_checkpoint), "--backend", "llm", "--limit", "6", "--shots",
+                                    "1", "--llm-model", "test-model", "--llm-cache", str(tmp_path / "cache"),
+                                    "--split-data", str(tiny_checkpoint_data), "--out", str(tmp_path), "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    report = json.loads(out.out)
     side = report["side_by_side"]
     assert report["rows"] == side["rows"] == 6 and report["limit"] == 6
     asked = [n for r in server.requests for n in r["body"]["response_format"]["json_schema"]["schema"]["required"]]

@@ -1,4 +1,5 @@
-"""The llm backend when things go wrong: Ctrl-C, hung servers, bad answers, secrets in the URL, shared caches."""
+"""The llm backend when things go wrong: Ctrl-C, hung servers, bad answers, secrets in the URL, shared caches.
+The ones that need processes of their own or wait on real timeouts are in the slow tier."""
 import argparse
 import signal
 import subprocess
@@ -38,6 +39,7 @@ def foreground() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_at_once_and_keeps_the_answers_received(server, checkpoint, tiny_checkpoint, tmp_path):
     server.script = [None] * 4 + [("hang",)] * 50  # four requests answered, then a server that never answers
     command = predict_llm(tiny_checkpoint, tmp_path / "cache", *SURNAMES)  # 20 requests of 10 names, 4 at a time
@@ -73,6 +75,7 @@ for i in range(150):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_processes_writing_one_cache_lose_no_answer(tmp_path):
     from llm.cache import AnswerCache
 
@@ -107,20 +110,27 @@ def test_public_url_masks_passwords_and_keys():
     assert hide_secrets(f"bad s3cret and k3y at {url} for u", url) == "bad *** and *** at https://***@host/v1?key=*** for u"
 
 
-def test_a_password_in_the_url_is_never_shown_nor_stored(server, checkpoint, tiny_checkpoint, tmp_path):
+def test_a_password_in_the_url_is_never_shown_nor_stored(server, checkpoint, tiny_checkpoint, tmp_path, monkeypatch,
+                                                        capsys):
+    import predict
+    from tests.test_cli import run_main
+    from tests.test_llm import set_env
+
     url = server.url.replace("http://", "http://user:s3cret@")
     server.script = [None, (500, {"error": {"message": f"no model at {url}"}}, {})]  # a server that quotes the URL
-    command = predict_llm(tiny_checkpoint, tmp_path / "cache", *SURNAMES[:11], "--base-url", url, "--llm-retries", "0")
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT.parent, timeout=300,
-                            env=cli_env(OPENAI_API_KEY="local"))
-    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
-    assert "HTTP 500" in result.stderr and "http://***@127.0.0.1" in result.stderr and "s3cret" not in result.stderr
+    set_env(monkeypatch, OPENAI_API_KEY="local")
+    code = run_main(predict.main, predict_llm(tiny_checkpoint, tmp_path / "cache", *SURNAMES[:11], "--base-url", url,
+                                              "--llm-retries", "0")[2:])
+    said = capsys.readouterr().err + (code if isinstance(code, str) else "")
+    assert code != 0 and len(said.splitlines()) == 1, said
+    assert "HTTP 500" in said and "http://***@127.0.0.1" in said and "s3cret" not in said
     assert len(server.requests) == 2  # two batches, sent side by side: the first to arrive is answered
     assert set(classifier(server, checkpoint, tmp_path, base_url=url).cache.answers) == set(asked(server.requests[0]))
     files = list((tmp_path / "cache").iterdir())
     assert files and not any(b"s3cret" in path.read_bytes() for path in files)
 
 
+@pytest.mark.slow
 def test_llm_timeout_against_a_hung_server_is_one_line(server, tiny_checkpoint, tmp_path):
     server.script = [("hang",)] * 3
     command = predict_llm(tiny_checkpoint, tmp_path / "cache", "Sato", "--llm-timeout", "0.5", "--llm-retries", "1")
