@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import predict
 from models import checkpoint as ckpt
 from models.predictor import HIDDEN, Predictor
-from tests.conftest import TINY_COUNTRIES, last_letter_payload, run_script, write_tiny
+from tests.conftest import TINY_COUNTRIES, last_letter_payload, write_tiny
 from utils.calibration import fit_mix_weights, fit_temperature, prior_shift, read_prior, softened_prior
 from utils.errors import UserError
 from utils.metrics import probability_metrics
@@ -174,23 +174,25 @@ def test_an_explanation_hides_each_letter_once_and_matches_a_direct_computation(
 
 
 def test_seen_in_training_lists_the_countries_of_a_name_filed_under_two(tmp_path):
+    import train
+    from utils.data import SurnameData
+
     rows = [(n, c) for c, names in {"English": ["Smith", "Jones", "Brown", "Green", "White", "Wright", "Evans",
                                                   "Walker"],
                                     "Scottish": ["Smith", "Reid", "Fraser", "Murray", "Stewart", "Ross", "Boyd",
                                                  "Kerr"]}.items() for n in names]
     data = write_tiny(tmp_path / "two.tsv", rows)
-    result = run_script("train.py", "--data", str(data), "--save-dir", str(tmp_path / "save"), "--model", "ngram",
-                        "--val-fraction", "0.25", "--test-fraction", "0.25")
-    assert result.returncode == 0, result.stderr
-    payload = ckpt.load(tmp_path / "save" / "ngram_classification_best.bin")
-    predictor = Predictor.from_checkpoints([tmp_path / "save" / "ngram_classification_best.bin"])
-    in_training = {name for name in payload["seen"]}
-    if "Smith" in in_training:  # the split is by name: Smith is on one side, with both its countries
-        assert predictor.seen_in_training("Smith") == ["English", "Scottish"]
-    else:
-        assert predictor.seen_in_training("Smith") == []
+    # seed 2 puts Smith (both its rows: the split is by name) in training, Brown out of it
+    assert SurnameData.build(data, 0.25, 0.25, seed=2).countries_by_name("train")["Smith"] == ["English", "Scottish"]
+    result = train.main(["--data", str(data), "--save-dir", str(tmp_path / "save"), "--model", "ngram", "--seed", "2",
+                         "--val-fraction", "0.25", "--test-fraction", "0.25"])
+    payload = ckpt.load(result["best_path"])
+    predictor = Predictor.from_checkpoints([result["best_path"]])
+    in_training = set(payload["seen"])
+    assert "Smith" in in_training and "Brown" not in in_training
+    assert predictor.seen_in_training("Smith") == ["English", "Scottish"]
+    assert predictor.seen_in_training("Brown") == [] and predictor.seen_in_training("Zzyzx") == []
     assert all(predictor.seen_in_training(name) for name in in_training)
-    assert predictor.seen_in_training("Zzyzx") == []
 
 
 def test_probability_metrics_on_hand_computed_numbers():
