@@ -13,7 +13,7 @@ import tracemalloc
 import pytest
 
 from models.predictor import Predictor
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT
 from utils.errors import UserError
 from bulk.tables import classify_file
 
@@ -69,6 +69,7 @@ def test_csv_round_trip_keeps_every_row_in_order_with_its_columns(tmp_path, pred
     assert (summary.rows, summary.classified, summary.errors) == (8, 4, 4)
 
 
+@pytest.mark.slow
 def test_workers_write_the_same_file_as_one_process(tmp_path, predictor, tiny_checkpoint):
     names = ["Nakamura", "Ivanov", "", "Smith", "Kobayashi", "Petrov", "x1", "Müller", "Tanaka"] * 40
     source = tmp_path / "in.csv"
@@ -147,27 +148,28 @@ def test_bad_input_says_why_and_leaves_no_file(tmp_path, predictor, content, mes
     assert sorted(p.name for p in tmp_path.iterdir()) == (["in.csv"] if content is not None else [])
 
 
-def test_predict_input_bad_file_is_one_line_without_traceback(tmp_path, tiny_checkpoint):
+def test_predict_input_bad_file_is_one_line_without_traceback(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "in.csv").write_bytes(b"surname\nM\xfcller\n")
-    result = run_script("predict.py", "--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
-                        str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint))
-    said = [line for line in result.stderr.splitlines() if not line.startswith("model: ")]
-    assert result.returncode == 1 and len(said) == 1 and said[0].startswith("error: ") and "not UTF-8" in said[0]
-    assert "Traceback" not in result.stderr
+    code = run_predict(["--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
+                        str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert isinstance(code, str) and code.startswith("error: ") and "not UTF-8" in code and "\n" not in code
+    assert "Traceback" not in err and [line for line in err.splitlines() if not line.startswith("model: ")] == []
     assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
 
 
-def test_predict_input_writes_the_file_and_a_summary(tmp_path, tiny_checkpoint):
+def test_predict_input_writes_the_file_and_a_summary(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "in.csv").write_text("surname\nTanaka\n\n123\n", encoding="utf-8")
-    result = run_script("predict.py", "--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
-                        str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint), "--threads", "1")
-    assert result.returncode == 0 and result.stdout == "", result.stderr
-    assert "2 rows, 1 classified, 1 not" in result.stderr
+    assert run_predict(["--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
+                        str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint), "--threads", "1"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and "2 rows, 1 classified, 1 not" in out.err
     assert [row[0] for row in read_csv(tmp_path / "out.csv")] == ["surname", "Tanaka", "123"]
-    result = run_script("predict.py", "--input", str(tmp_path / "in.csv"), "--checkpoint", str(tiny_checkpoint))
-    assert result.returncode == 2 and "--input needs --column and --output" in result.stderr
+    assert run_predict(["--input", str(tmp_path / "in.csv"), "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert "--input needs --column and --output" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 1), (signal.SIGKILL, 1), (signal.SIGTERM, 2)])
 def test_an_interrupted_run_leaves_no_output_file(tmp_path, tiny_checkpoint, sig, workers):
     source = tmp_path / "big.csv"
