@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from config.config import ROOT, SAVE_DIR
-from models import FAMILIES
+from models import TRAINABLE
 from utils.errors import UserError, run_script
 
 COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "ngram": "tab:purple", "transformer": "tab:orange"}
@@ -24,7 +24,8 @@ COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "ngram": "t
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False,
                                      epilog="Every other flag is train.py's (see python train.py --help).")
-    parser.add_argument("--models", nargs="+", choices=sorted(FAMILIES), default=list(FAMILIES), help="families to compare")
+    parser.add_argument("--models", nargs="+", choices=TRAINABLE, default=TRAINABLE,
+                        help=f"families to compare (default: {' '.join(TRAINABLE)})")
     parser.add_argument("--out", type=Path, default=SAVE_DIR / "compare", help="folder for the plots, table and runs")
     args, train_flags = parser.parse_known_args(argv)
     if "--save-dir" in train_flags or "--model" in train_flags:

@@ -30,7 +30,7 @@ from utils.errors import UserError, run_script
 def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
     """TrainConfig's defaults, overridden by flags (each flag's help is its field's); or, with --resume,
     the interrupted run's own config and its resume checkpoint."""
-    from models import FAMILIES
+    from models import TRAINABLE
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,10 +54,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
     cfg = TrainConfig(**given)
     if resume is not None:
         return resumed_config(parser, cfg, resume, argv)
-    trainable = sorted(set(FAMILIES) - {"mix"})
     parts = cfg.model.split("+")
-    if any(part not in trainable for part in parts) or len(set(parts)) != len(parts):
-        parser.error(f"--model takes one of {', '.join(trainable)}, or several joined by '+' (gru+ngram)")
+    if any(part not in TRAINABLE for part in parts) or len(set(parts)) != len(parts):
+        parser.error(f"--model takes one of {', '.join(sorted(TRAINABLE))}, or several joined by '+' (gru+ngram)")
     for name in ("epochs", "batch_size", "hidden_size", "num_layers", "log_every", "ngram_order"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -36,6 +36,7 @@ FAMILIES = {
     # trained members combined after training (train.py --model gru+ngram); not trained by itself
     "mix": (MixArgs, lambda args: MixModel(args, build_model), None),
 }
+TRAINABLE = [family for family, (_, _, from_config) in FAMILIES.items() if from_config]  # what --model takes alone
 
 
 def model_args(family: str, config, letters: str, n_countries: int):

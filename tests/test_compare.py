@@ -5,12 +5,14 @@ import re
 import pytest
 
 import compare
-from models import FAMILIES
+import train
+from models import TRAINABLE
 from tests.conftest import TINY_FRACTIONS, run_script
 from models.checkpoint import load
 from utils.data import SurnameData
 
 
+@pytest.mark.slow
 def test_every_run_of_a_comparison_uses_the_same_split(tiny_tsv, tmp_path):
     out = tmp_path / "cmp"
     result = run_script("compare.py", "--models", "rnn", "lstm", "--data", str(tiny_tsv), "--out", str(out),
@@ -38,9 +40,13 @@ def test_every_run_of_a_comparison_uses_the_same_split(tiny_tsv, tmp_path):
     assert 0 < runs[0]["parameters"] < runs[1]["parameters"]  # an LSTM cell has four gates to the RNN's one
 
 
-def test_compare_takes_every_family_by_default_and_owns_the_save_folders():
+def test_compare_takes_every_trainable_family_by_default_and_owns_the_save_folders():
     args, train_flags = compare.parse_args(["--epochs", "2"])
-    assert args.models == list(FAMILIES) and train_flags == ["--epochs", "2"]
+    assert args.models == TRAINABLE == ["rnn", "lstm", "gru", "ngram", "transformer"] and train_flags == ["--epochs", "2"]
+    for model in args.models:  # each is a model train.py takes (a mix is not: it is made of trained members)
+        assert train.parse_args(["--model", model])[0].model == model
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--models", "mix"])
     with pytest.raises(SystemExit) as e:
         compare.parse_args(["--save-dir", "x"])  # each run's folder is <out>/<model>
     assert e.value.code == 2
