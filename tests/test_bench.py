@@ -8,6 +8,7 @@ from utils.data import SurnameData
 from utils.errors import DataError
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end_on_tiny_data(tiny_tsv, tmp_path):
     out = tmp_path / "bench.json"
     result = run_script("bench/bench.py", "--data", str(tiny_tsv), "--cells", "rnn", "--names", "16",

@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import run_script
 
 pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt (CI does)")
+pytestmark = pytest.mark.slow  # a JVM and Python workers: the slow tier
 
 ROWS = [(1, "Nakamura", "Tokyo, Japan"), (2, "Ivanov", None), (3, "", "empty"), (4, "123", "digits"),
         (5, "Müller", 'say "hi"'), (6, "Nakamura", "again"), (7, "O'Brien", "x"), (8, "Smith", "y"),

@@ -4,6 +4,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from models import checkpoint as ckpt
 from tests.conftest import ROOT, TINY_FRACTIONS, run_script, write_tiny
 
@@ -14,6 +16,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model_that_predict_loads(tmp_path):
     data, save = write_tiny(tmp_path / "tiny.tsv"), tmp_path / "save"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
