@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cells", default=",".join(cells), help="project cells to train and serve, comma-separated")
     parser.add_argument("--hidden-size", type=int, default=128, help="recurrent state size of every model")
     parser.add_argument("--batch-size", type=int, default=128,
-                        help=f"the project's training batch size (default: 128, where issue #4's figures were "
+                        help=f"the project's training batch size (default: 128, where docs/speed.md's figures were "
                              f"measured; train.py's GRU default is {defaults.batch_size})")
     parser.add_argument("--lr", type=float, default=3e-3,
                         help="the project's Adam learning rate (default: 3e-3, where a one-way RNN trains well at "

@@ -1,11 +1,8 @@
 """Answers already paid for, on disk: one SQLite file per cache folder, one row per (server, model, prompt; name).
 
-SQLite, not the JSON file it replaces, because that file was read once and rewritten whole after every
-request: two runs sharing it overwrote each other's answers. Here each request's answers are one
-transaction, committed as soon as they arrive, so a run stopped midway keeps every answer it got, and
-several processes can write at once: SQLite's lock serialises the writers, each adding its own rows,
-and WAL lets readers go on meanwhile. (A lock file around a re-read, merge and rename of the JSON would
-hold too, but rewrites every answer for each request and needs fcntl, which Windows lacks.)
+Each request's answers are one transaction, committed as soon as they arrive, so a run stopped midway keeps
+every answer it got, and several processes can write at once: SQLite's lock serialises the writers, each
+adding its own rows, and WAL lets readers go on meanwhile.
 """
 import hashlib
 import json

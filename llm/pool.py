@@ -11,9 +11,8 @@ def run_threads(fn, items: list, workers: int, on_result=lambda result: None) ->
     The first exception of a call stops the handing out of items: the calls in flight finish and are
     passed on, then it is raised here. Ctrl-C (KeyboardInterrupt, raised on this thread) stops the
     handing out at once and is re-raised without waiting for the calls in flight. The threads are
-    daemons because of that: a ThreadPoolExecutor's threads are joined when the interpreter exits, so
-    a request to a hung server held the process for timeout x tries after Ctrl-C, and a second Ctrl-C
-    broke into that join with a traceback. A daemon thread still waiting then simply ends with the process.
+    daemons for that: a thread still waiting on a hung server ends with the process, which is not held
+    for the timeout (a thread pool's threads are joined when the interpreter exits).
     """
     todo, done, stop = queue.SimpleQueue(), queue.Queue(), threading.Event()
     for item in items:

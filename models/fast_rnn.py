@@ -7,8 +7,8 @@ runs the steps by hand and forms the recurrent weight's gradient in one matrix p
 steps. The input side needs no one-hot matrix: one-hot × W_ih is a row lookup, so the letters pick
 rows of W_ih (with both biases folded in).
 
-models/classifier.py uses it for one-layer RNNs on batches of equal-length names (what the
-length-bucketed loader yields); tests/test_fast_rnn.py checks logits and gradients against nn.RNN.
+models/rnn.py uses it for one-layer RNNs on batches of equal-length names (what the length-bucketed
+loader yields); tests/test_models.py checks logits and gradients against nn.RNN.
 """
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ class TanhRecurrence(torch.autograd.Function):
 
     `rows` [n_letters, H] holds W_ih^T plus both biases, so `rows[letter]` is W_ih @ one_hot(letter) + b.
     tanh is computed as 2·sigmoid(2x) - 1 (within 2e-7 of torch.tanh): torch's CPU tanh kernel takes
-    five times as long as its sigmoid here, as long as the step's matrix product (README, "Speed").
+    five times as long as its sigmoid here, as long as the step's matrix product.
     """
 
     @staticmethod

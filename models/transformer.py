@@ -16,15 +16,12 @@ class TransformerArgs:
     n_letters: int  # alphabet size including the unknown slot (index n_letters - 1)
     n_countries: int
     block_size: int = 32  # positions read; a longer name is read by its last block_size letters
-    # sizes chosen on the grouped validation split with train.py's recipe (15 epochs, batch 64, Adam 2e-3 with
-    # warm-up + cosine): 3 x 64 trained in 160-430 s on one thread of a busy shared 2-core machine;
-    # 128 wide costs ~2x per step
+    # sizes chosen on the validation split (docs/tuning.md)
     n_layer: int = 3
     n_head: int = 4
     n_embd: int = 64
     dropout: float = 0.1  # on the embeddings, the attention weights and each residual branch
-    pool: str = "last"  # the head reads the last real position ("last", better on validation: 0.730 against
-    # 0.641 accuracy, seed 0) or the mean over the real positions ("mean")
+    pool: str = "last"  # the head reads the last real position ("last") or the mean over the real positions ("mean")
 
 
 class CausalSelfAttention(nn.Module):
