@@ -1,8 +1,8 @@
 """Nothing lost, nothing crashes: every way a user can trip the scripts ends in one readable line on stderr,
 a non-zero exit and no traceback; interrupted training resumes to the very weights of an uninterrupted run.
 
-The scripts' main() runs in this process; a real SIGINT, a closed stdin and a closed pipe, which need a process of
-their own, are in the slow tier."""
+The scripts' main() runs in this process; a real SIGINT and a closed pipe, which need a process of their own, are in
+the slow tier."""
 import io
 import json
 import os
@@ -64,7 +64,7 @@ def test_a_checkpoint_with_huge_sizes_is_refused_before_anything_is_allocated(ti
 @pytest.mark.parametrize("args, stdin, word", [
     (["\U0001F600"], None, "no letters"),  # an emoji-only name
     (["-"], "x" * 1_000_000 + "\n", "at most"),  # a million characters (stdin: too long for an argument)
-    (["-"], "closed", "stdin"),  # `<&-`: Python starts with no sys.stdin (the real thing: test_predict_with_closed_stdin...)
+    (["-"], "closed", "stdin"),  # `<&-`: no sys.stdin (a real process: the next test)
     (["Smith", "--device", "cuda"], None, "cuda"),
     (["Smith", "--checkpoint", "/nonexistent/model.bin"], None, "no checkpoint"),
     (["Smith", "--prior", "/nonexistent/prior.json"], None, "prior"),
@@ -79,8 +79,8 @@ def test_predict_refuses_bad_input_with_one_line(args, stdin, word, tiny_checkpo
     assert word in one_line_in_process(predict.main, args, capsys)
 
 
-@pytest.mark.slow
 def test_predict_with_closed_stdin_says_so(tiny_checkpoint):
+    """A real process (it ends before torch is imported, so it is quick)."""
     result = subprocess.run([sys.executable, str(ROOT / "predict.py"), "-", "--checkpoint", str(tiny_checkpoint)],
                             capture_output=True, text=True, cwd=ROOT.parent, timeout=120,
                             preexec_fn=lambda: os.close(0))  # `<&-`: the child starts with no stdin at all
