@@ -254,7 +254,7 @@ def test_the_real_preset_brings_its_batch_and_epochs_and_flags_still_win():
     import train
 
     real, _ = train.parse_args(["--data", "real"])
-    assert (real.batch_size, real.epochs, real.data) == (512, 10, ("real",))
+    assert (real.batch_size, real.epochs, real.lr, real.data) == (512, 10, 0.01, ("real",))
     assert train.parse_args(["--data", "real", "--epochs", "3"])[0].epochs == 3
     tutorial, _ = train.parse_args([])
     assert (tutorial.batch_size, tutorial.data) == (TrainConfig().batch_size, ("tutorial",))
