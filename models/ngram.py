@@ -286,12 +286,6 @@ class NgramModel(nn.Module):
                 "n_grams": grams_so_far, "next": torch.cat(nxt), "column": column,
                 "direct_order": d, "direct": direct, "searched": [level for level in levels if level[0] > d]}
 
-    def table_bytes(self) -> int:
-        """Memory of the fast path's derived tables (built if need be)."""
-        t = self._tables()
-        tensors = [t["rows"], t["next"], t["column"], t["direct"]] + [ctx for _, ctx, _ in t["searched"]]
-        return sum(x.numel() * x.element_size() for x in tensors)
-
     def char_log_probs(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """log P(s_t | context, c) [B, n_countries, T+1] float64 for the letters and EOS; 0 past EOS."""
         windows, mask = self._symbols(letters, lengths)  # [B, T+1, n], [B, T+1]

@@ -39,6 +39,15 @@ def run_script(script: str, *args: str, stdin: str | None = None, cwd: Path | No
                           text=True, cwd=cwd or ROOT.parent, timeout=300)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread, every script's default, from the first test on: on a busy 2-core machine torch's default
+    of one per core makes the many small operations here wait for each other (test_ngram.py took 10x as long)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def tiny_tsv(tmp_path) -> Path:
     return write_tiny(tmp_path / "tiny.tsv")
