@@ -16,6 +16,7 @@ from pathlib import Path
 
 from config.config import ROOT, SAVE_DIR
 from models import TRAINABLE
+from models import checkpoint as ckpt
 from utils.errors import UserError, run_script
 
 COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "ngram": "tab:purple", "transformer": "tab:orange"}
@@ -96,9 +97,9 @@ def main(argv=None) -> None:
                                *train_flags])
         if done.returncode != 0:
             raise UserError(f"training {model} failed (exit code {done.returncode}); see above")
-        h = json.loads((save_dir / f"{model}_history.json").read_text())
+        h = json.loads(ckpt.history_path(save_dir, model).read_text())
         runs.append({"model": model, "test": h["test"], "seconds": h["seconds"], "parameters": h["parameters"],
-                     "checkpoint": str(save_dir / f"{model}_classification_best.bin"), "history": h})
+                     "checkpoint": str(ckpt.best_path(save_dir, model)), "history": h})
     args.out.mkdir(parents=True, exist_ok=True)
     paths = plot_runs(runs, args.out)
     markdown = table(runs)

@@ -20,7 +20,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from config.config import ALPHABET, PRESET_SETTINGS, TrainConfig
@@ -196,12 +196,13 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
             members.append(trained_member(run_dir, family, cfg, data))  # trained before the interruption
             continue
         resume = resumed if resumed is not None and resumed["family"] == family else None
-        result = train_family(family, cfg, data, alphabet, val_loader, resume, [m["family"] for m in members],
-                              stop, dist, device, say, run_dir)
-        if result == 130:
+        try:
+            best, histories[family] = train_family(family, cfg, data, alphabet, val_loader, resume,
+                                                   [m["family"] for m in members], stop, dist, device, say, run_dir)
+        except Interrupted as e:
+            say(e)
             return 130
-        members.append(result["best"])
-        histories[family] = result["history"]
+        members.append(best)
     history = dict(histories[list(histories)[-1]]) if histories else {}  # the last family trained: the curves
     final = members[0] if len(members) == 1 else combine(members, cfg, data, alphabet, val_loader, device, say)
 
@@ -224,17 +225,17 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     history = {**history, "members": histories if len(members) > 1 else None,
                "test": {"epoch": final["epoch"], **test}, "seconds": time.perf_counter() - start,
                "parameters": n_params, "config": asdict(cfg)}
-    history_path = ckpt.write_text(save_dir / f"{cfg.model}_history.json", json.dumps(history, indent=1))
+    history_path = ckpt.write_text(ckpt.history_path(save_dir, cfg.model), json.dumps(history, indent=1))
 
     from utils.plot import plot_history  # matplotlib only here, at the end
 
     curved = list(histories)[-1] if histories else cfg.model  # a mix's curves are its last-trained member's
     title = f"{curved} on {data.record()['file']}" + (f" (in {cfg.model})" if curved != cfg.model else "")
-    drawn = plot_history(history, run_dir / f"{cfg.model}_curves.png", title=title)
+    drawn = plot_history(history, ckpt.curves_path(run_dir, cfg.model), title=title)
     curves_path = ckpt.write_atomic(save_dir / drawn.name, lambda f: f.write(drawn.read_bytes()))
     best_path = ckpt.publish(save_dir, cfg.model, final)  # last: the finished run becomes the default model
     for family in cfg.model.split("+"):
-        (run_dir / f"{family}_resume.bin").unlink(missing_ok=True)
+        ckpt.resume_path(run_dir, family).unlink(missing_ok=True)
     say(f"test ({len(y_true)} names, best epoch {final['epoch']}): accuracy {test['accuracy']:.3f}  "
         f"balanced accuracy {test['balanced_accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  "
         f"calibration error {test['ece']:.3f} (temperature {temperature:.2f}, fitted on validation)")
@@ -257,19 +258,39 @@ def trained_member(run_dir: Path, family: str, cfg: TrainConfig, data) -> dict:
     return member
 
 
+class Interrupted(Exception):
+    """Ctrl-C stopped training; the message says how to continue (the resume file is saved)."""
+
+
+@dataclass
+class Progress:
+    """Where the training of one family stands, all that --resume needs besides the weights, the optimiser, the
+    schedule, the running log and the random state: the steps taken, the epoch to run and how many of its batches
+    are done, the best epoch so far, and the batch-order generator's state at the start of the epoch."""
+    steps: int = 0
+    epoch: int = 1
+    batches_done: int = 0
+    best: dict | None = None
+    best_accuracy: float = -1.0
+    epoch_generator: object = None  # torch.ByteTensor
+
+    @classmethod
+    def from_resume(cls, resume: dict, epoch: int) -> "Progress":
+        return cls(resume["steps"], epoch, resume["batches_done"], resume["best"], resume["best_accuracy"],
+                   resume["epoch_generator"])
+
+
 def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resumed: dict | None,
-                 members_done: list[str], stop: StopFlag, dist, device, say, run_dir: Path) -> dict | int:
+                 members_done: list[str], stop: StopFlag, dist, device, say, run_dir: Path) -> tuple[dict, dict]:
     """Train one model of `family` on the training split, its files in `run_dir`; returns its best-on-validation
-    checkpoint payload and its history, or 130 when Ctrl-C stopped it (after saving <family>_resume.bin)."""
+    checkpoint payload and its history. Ctrl-C saves <family>_resume.bin and raises Interrupted."""
     import torch
-    from tqdm import tqdm
 
     from models import build_model, is_counted, model_args
     from models import checkpoint as ckpt
     from utils.data import LengthBucketSampler
     from utils.metrics import classification_metrics
-    from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler,
-                                prediction_offset, train_step)
+    from utils.training import RunningLog, class_weights, evaluate, make_optimizer, make_scheduler, prediction_offset
 
     countries = data.countries
     train_set = data.dataset("train", alphabet, dedupe=True, feminine=cfg.feminine_forms)  # distinct pairs
@@ -282,6 +303,7 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
     counted = is_counted(model)
     epochs = 1 if counted else cfg.epochs  # counting needs one pass
     trained = model  # what takes the steps: the model, or under torchrun its DistributedDataParallel wrapper
+    optimizer = scheduler = None
     if not counted:
         if dist.world > 1:  # the same initial weights everywhere (DDP broadcasts rank 0's), its own letter dropout
             trained = torch.nn.parallel.DistributedDataParallel(model)
@@ -296,12 +318,11 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
     base = {"family": family, "model_args": asdict(args), "alphabet": alphabet.letters, "countries": countries,
             "train_prior": data.class_shares("train").tolist(), "logit_offset": offset.tolist(),
             "temperature": 1.0, "data": data.record(), "config": asdict(cfg)}
-    resume_file = run_dir / f"{family}_resume.bin"
+    resume_file = ckpt.resume_path(run_dir, family)
 
     # --- where to start: the beginning, or where an interrupted run stopped ---
     log = RunningLog(cfg.log_every)
-    best, best_accuracy, steps, first_epoch, done_in_epoch = None, -1.0, 0, 1, 0
-    epoch_generator_state = sampler.generator.get_state()
+    progress = Progress(epoch_generator=sampler.generator.get_state())
     if resumed is not None:
         if resumed["data"] != base["data"] or resumed["model_args"] != base["model_args"]:
             raise UserError("the resume checkpoint's data or model differ from this run's; cannot resume")
@@ -310,52 +331,34 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
         optimizer.load_state_dict(r["optimizer"])
         scheduler.load_state_dict(r["scheduler"])
         log.load_state(r["log"])
-        steps, first_epoch, done_in_epoch = r["steps"], resumed["epoch"], r["batches_done"]
-        best, best_accuracy = r["best"], r["best_accuracy"]
-        epoch_generator_state = r["epoch_generator"]
+        progress = Progress.from_resume(r, resumed["epoch"])
         torch.set_rng_state(r["rng"])
-        say(f"resuming {family}: epoch {first_epoch}, {done_in_epoch} steps into it, {steps} steps in all")
+        say(f"resuming {family}: epoch {progress.epoch}, {progress.batches_done} steps into it, "
+            f"{progress.steps} steps in all")
 
-    def resume_state(epoch: int, batches_done: int) -> dict:
-        return {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": {}, "finished": False,
-                "resume": {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "steps": steps,
-                           "batches_done": batches_done, "epoch_generator": epoch_generator_state,
-                           "rng": torch.get_rng_state(), "log": log.state(), "best": best,
-                           "best_accuracy": best_accuracy, "members_done": members_done}}
+    def save_resume(epoch: int, batches_done: int) -> None:
+        ckpt.save({**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": {}, "finished": False,
+                   "resume": {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                              "steps": progress.steps, "batches_done": batches_done,
+                              "epoch_generator": progress.epoch_generator, "rng": torch.get_rng_state(),
+                              "log": log.state(), "best": progress.best, "best_accuracy": progress.best_accuracy,
+                              "members_done": members_done}}, resume_file)
 
     # --- training: every epoch is checked on validation and saved; the best is kept ---
     start = time.perf_counter() - (log.history["epochs"][-1]["seconds"] if log.history["epochs"] else 0.0)
-    for epoch in range(first_epoch, epochs + 1):
+    for epoch in range(progress.epoch, epochs + 1):
         model.train()
-        if counted:
+        if progress.batches_done == 0:
             log.start_epoch()
+        if counted:
             model.fit(train_set.letters, train_set.lengths, train_set.labels)
         else:
-            # the epoch's batch order comes from the sampler's generator as it stood at the epoch's start,
-            # so a resumed run draws the same order and skips the batches already done
-            sampler.generator.set_state(epoch_generator_state)
-            batches = dist.shard(sampler.batches())
-            if done_in_epoch == 0:
-                log.start_epoch()
-            for i in tqdm(range(done_in_epoch, len(batches)), desc=f"{family} epoch {epoch}/{epochs}", leave=False,
-                          disable=not dist.main, initial=done_in_epoch, total=len(batches)):
-                batch = train_set.__getitems__(batches[i])
-                loss, correct = train_step(trained, batch, optimizer, scheduler, loss_weight, cfg.letter_dropout,
-                                           alphabet.unknown_index, device)
-                if not math.isfinite(loss_value := loss.item()):
-                    raise UserError(f"{family}: the training loss became {loss_value} at step {steps + 1} (epoch "
-                                    f"{epoch}); nothing was published. Try a lower --lr")
-                log.add(loss_value * len(batch[2]), correct.item(), len(batch[2]))
-                steps += 1
-                if steps == cfg.max_steps:  # never true for 0, "no limit"
-                    break
-                if stop.requested and dist.world == 1 and i + 1 < len(batches):
-                    ckpt.save(resume_state(epoch, i + 1), resume_file)
-                    say(f"interrupted at epoch {epoch}, step {steps}; continue with: python train.py --resume "
-                        f"{resume_file}")
-                    return 130
-            done_in_epoch = 0
-            epoch_generator_state = sampler.generator.get_state()
+            stopped_at = train_epoch(family, epoch, epochs, cfg, trained, optimizer, scheduler, loss_weight, train_set,
+                                     sampler, progress, log, stop, dist, device, alphabet.unknown_index)
+            if stopped_at is not None:
+                save_resume(epoch, stopped_at)
+                raise Interrupted(f"interrupted at epoch {epoch}, step {progress.steps}; continue with: "
+                                  f"python train.py --resume {resume_file}")
         y_true, logits, val_loss = evaluate(model, val_loader, offset, device)
         val = classification_metrics(y_true, logits.argmax(dim=1).tolist())
         log.epoch = dist.sum(log.epoch)  # the epoch's loss and accuracy over every process's batches
@@ -370,22 +373,53 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
         payload = {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": record, "finished": False}
         if dist.main:
             ckpt.save(payload, ckpt.epoch_path(run_dir, family, epoch))
-        if val["accuracy"] > best_accuracy:
-            best, best_accuracy = payload, val["accuracy"]
+        if val["accuracy"] > progress.best_accuracy:
+            progress.best, progress.best_accuracy = payload, val["accuracy"]
             if dist.main:
-                ckpt.save(best, ckpt.best_path(run_dir, family))
-        out_of_steps = steps == cfg.max_steps > 0
+                ckpt.save(payload, ckpt.best_path(run_dir, family))
+        out_of_steps = progress.steps == cfg.max_steps > 0
         last = out_of_steps or epoch == epochs
         if not counted and not last and dist.main:
-            ckpt.save(resume_state(epoch + 1, 0), resume_file)
+            save_resume(epoch + 1, 0)
         if out_of_steps:
-            say(f"stopped after {steps} steps (--max-steps)")
+            say(f"stopped after {progress.steps} steps (--max-steps)")
         if last:
             break
         if dist.sum([float(stop.requested)])[0]:  # every process stops after the same epoch
-            say(f"interrupted after epoch {epoch}; continue with: python train.py --resume {resume_file}")
-            return 130
-    return {"best": best, "history": log.history}
+            raise Interrupted(f"interrupted after epoch {epoch}; continue with: python train.py --resume {resume_file}")
+    return progress.best, log.history
+
+
+def train_epoch(family: str, epoch: int, epochs: int, cfg: TrainConfig, trained, optimizer, scheduler, loss_weight,
+                train_set, sampler, progress: Progress, log, stop: StopFlag, dist, device,
+                unknown_index: int) -> int | None:
+    """One epoch's gradient steps, from progress.batches_done on; `progress` and `log` follow every step. Returns
+    None when the epoch (or --max-steps) is done, or the number of its batches done when Ctrl-C asked to stop."""
+    from tqdm import tqdm
+
+    from utils.training import train_step
+
+    # the epoch's batch order comes from the sampler's generator as it stood at the epoch's start, so a resumed
+    # run draws the same order and skips the batches already done
+    sampler.generator.set_state(progress.epoch_generator)
+    batches = dist.shard(sampler.batches())
+    for i in tqdm(range(progress.batches_done, len(batches)), desc=f"{family} epoch {epoch}/{epochs}", leave=False,
+                  disable=not dist.main, initial=progress.batches_done, total=len(batches)):
+        batch = train_set.__getitems__(batches[i])
+        loss, correct = train_step(trained, batch, optimizer, scheduler, loss_weight, cfg.letter_dropout,
+                                   unknown_index, device)
+        if not math.isfinite(loss_value := loss.item()):
+            raise UserError(f"{family}: the training loss became {loss_value} at step {progress.steps + 1} (epoch "
+                            f"{epoch}); nothing was published. Try a lower --lr")
+        log.add(loss_value * len(batch[2]), correct.item(), len(batch[2]))
+        progress.steps += 1
+        if progress.steps == cfg.max_steps:  # never true for 0, "no limit"
+            break
+        if stop.requested and dist.world == 1 and i + 1 < len(batches):
+            return i + 1
+    progress.batches_done = 0
+    progress.epoch_generator = sampler.generator.get_state()
+    return None
 
 
 def combine(members: list[dict], cfg: TrainConfig, data, alphabet, val_loader, device, say) -> dict:
@@ -394,6 +428,7 @@ def combine(members: list[dict], cfg: TrainConfig, data, alphabet, val_loader, d
 
     from models import build_model
     from models import checkpoint as ckpt
+    from models.mix import mix_state
     from utils.calibration import fit_mix_weights
     from utils.training import evaluate
 
@@ -407,8 +442,7 @@ def combine(members: list[dict], cfg: TrainConfig, data, alphabet, val_loader, d
     args = {"n_letters": alphabet.size, "n_countries": len(data.countries),
             "members": [{"family": m["family"], "args": m["model_args"]} for m in members], "weights": weights}
     mix = build_model("mix", args)
-    state = {f"members.{i}.{key}": value for i, m in enumerate(members) for key, value in m["model_state"].items()}
-    mix.load_state_dict({**state, "weights": torch.tensor(weights), "offsets": torch.tensor([m["logit_offset"] for m in members])})
+    mix.load_state_dict(mix_state([m["model_state"] for m in members], weights, [m["logit_offset"] for m in members]))
     return {**members[-1], "family": "mix", "model_args": args, "model_state": mix.state_dict(),
             "logit_offset": [0.0] * len(data.countries), "epoch": members[-1]["epoch"],
             "metrics": {"members": [m["metrics"] for m in members]}}

@@ -37,6 +37,7 @@ from utils.errors import CheckpointError
 
 FORMAT = "surname-classifier/2"
 BEST_SUFFIX = "_classification_best.bin"
+RESUME_SUFFIX = "_resume.bin"
 REQUIRED = {"family": str, "model_args": dict, "model_state": dict, "alphabet": str, "countries": list,
             "train_prior": list, "logit_offset": list, "temperature": float, "data": dict, "config": dict}
 DATA_RECORD = {"file": str, "sha256": str, "seed": int, "val_fraction": float, "test_fraction": float}
@@ -54,6 +55,21 @@ def best_path(save_dir: str | Path, family: str) -> Path:
 
 def epoch_path(save_dir: str | Path, family: str, epoch: int) -> Path:
     return Path(save_dir) / f"{family}_classification_{epoch}.bin"
+
+
+def resume_path(run_dir: str | Path, family: str) -> Path:
+    """Where an interrupted run keeps what --resume needs to continue training `family`."""
+    return Path(run_dir) / f"{family}{RESUME_SUFFIX}"
+
+
+def history_path(save_dir: str | Path, model: str) -> Path:
+    """A finished run's history: every epoch's numbers, the test score, the config (JSON)."""
+    return Path(save_dir) / f"{model}_history.json"
+
+
+def curves_path(save_dir: str | Path, model: str) -> Path:
+    """A run's training curves (PNG)."""
+    return Path(save_dir) / f"{model}_curves.png"
 
 
 def write_atomic(path: str | Path, write) -> Path:
@@ -191,7 +207,7 @@ def resume_files(save_dir: str | Path) -> list[Path]:
     """Every <family>_resume.bin of an interrupted run in the save folder, oldest first (older layouts kept
     them in the save folder itself)."""
     save_dir = Path(save_dir)
-    found = [*save_dir.glob(f"{RUNS}/*/*_resume.bin"), *save_dir.glob("*_resume.bin")]
+    found = [*save_dir.glob(f"{RUNS}/*/*{RESUME_SUFFIX}"), *save_dir.glob(f"*{RESUME_SUFFIX}")]
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 

@@ -41,3 +41,9 @@ class MixModel(nn.Module):
 
     def forward(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return torch.einsum("m,mbc->bc", self.weights, self.member_log_probs(letters, lengths))  # [B, n_countries]
+
+
+def mix_state(member_states: list[dict], weights: list[float], offsets: list[list[float]]) -> dict:
+    """A MixModel's state dict from its members' state dicts, their weights and their class-mix offsets."""
+    state = {f"members.{i}.{key}": value for i, member in enumerate(member_states) for key, value in member.items()}
+    return {**state, "weights": torch.tensor(weights, dtype=torch.float32), "offsets": torch.tensor(offsets)}
