@@ -28,6 +28,13 @@ SYLLABLES = ["ka", "lo", "mi", "ren", "zu", "tar", "vel", "qui", "bro", "sen", "
              "wen", "gri", "fal", "ody", "pe", "har", "lin", "jo", "bec", "mar", "tsu", "vik", "el", "rho", "dun"]
 FIRST = ["Anna", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Ines", "José", "Kai", "Lena"]
 CITIES = ["Paris", "Osaka", "São Paulo", "New York, NY", "Zürich", "Lagos", "Hanoi", "Perth"]
+# endings and prefixes that turn the data set's ~17,000 distinct names into a million distinct spellings
+ENDINGS = ["", "a", "e", "i", "o", "s", "y", "an", "as", "el", "en", "er", "es", "et", "ez", "ic", "in", "is", "ko",
+           "ov", "ot", "on", "os", "ou", "ak", "ek", "uk", "da", "ta", "no", "ini", "ian", "ich", "ing", "man", "son",
+           "sen", "ton", "ley", "ova", "ski", "sky", "ska", "aro", "ero", "ado", "ito", "ino", "eau", "kin", "yan",
+           "dze", "ura", "enko", "ovic", "elli", "escu", "mann", "berg", "wood", "ford", "oglu", "akis", "ides", "moto",
+           "yama", "gawa", "stein", "field", "nikov", "zadeh", "poulos", "shvili"]
+PREFIXES = ["", "Mc", "O'", "Van ", "De "]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,6 +69,18 @@ def surname_source(data: Path, external: float, pool: int, seed: int):
         return names
 
     return draw, rng
+
+
+def distinct_names(data: Path, n: int, seed: int = 0) -> list[str]:
+    """n spellings, all different: the data set's distinct names with an ending added (and a prefix, beyond
+    1.3 million), shuffled: a column where every row is a name the answer cache has never seen."""
+    known = sorted({line.split("\t")[0] for line in data.read_text(encoding="utf-8").splitlines() if line.strip()})
+    names = {}
+    for prefix in PREFIXES:
+        names.update(dict.fromkeys(prefix + name + ending for ending in ENDINGS for name in known))
+        if len(names) >= n:
+            return random.Random(seed).sample(list(names), n)
+    raise SystemExit(f"error: at most {len(names):,} distinct spellings can be made from {data}")
 
 
 def write_table(path: Path, rows: int, draw, rng) -> None:

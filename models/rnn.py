@@ -45,6 +45,8 @@ class RNNClassifier(nn.Module):
         if same_length and fast_rnn.can_run(self.rnn, letters):
             last = fast_rnn.last_states(self.rnn, letters[:, : int(lengths[0])])  # [B, directions * H]
             return self._logits(last)
+        if same_length and fast_rnn.can_run_gru(self.rnn, letters):  # inference only
+            return self._logits(fast_rnn.gru_last_states(self.rnn, letters[:, : int(lengths[0])]))
         if letters.dtype == torch.long:
             letters = F.one_hot(letters, self.args.n_letters).to(self.head.weight.dtype)  # [B, T, n_letters]
         if same_length:

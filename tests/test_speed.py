@@ -1,0 +1,73 @@
+"""The fast inference path answers as the reference does: the GRU's inference recurrence against nn.GRU, and whole
+predictions within the tolerance the project holds it to (bench/check_fast_path.py: every probability within
+0.002, the same top country for at least 99.5% of names), on the data set's names and, where present, real ones."""
+import pytest
+import torch
+
+from bench.check_fast_path import SAME_TOP, TOLERANCE, compare, reference_probabilities
+from models import fast_rnn
+from models.predictor import Predictor
+from tests.conftest import ROOT
+from utils.data import check_name
+
+EXTERNAL = ROOT.parent / "shared" / "data" / "external_val.tsv"  # real surnames, outside the project: may be absent
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("batch, steps", [(1, 1), (5, 3), (64, 12)])
+def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps):
+    torch.manual_seed(steps)
+    gru = torch.nn.GRU(11, 8, batch_first=True, bidirectional=bidirectional)
+    letters = torch.randint(0, 11, (batch, steps))
+    with torch.inference_mode():
+        assert fast_rnn.can_run_gru(gru, letters)
+        _, hidden = gru(torch.nn.functional.one_hot(letters, 11).float())
+        fast = fast_rnn.gru_last_states(gru, letters)
+    assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
+
+
+def test_gru_inference_path_follows_changed_weights_and_is_never_used_for_training():
+    gru = torch.nn.GRU(5, 4, batch_first=True)
+    letters = torch.randint(0, 5, (3, 4))
+    assert not fast_rnn.can_run_gru(gru, letters)  # gradients on: nn.GRU, which autograd knows
+    with torch.no_grad():
+        before = fast_rnn.gru_last_states(gru, letters)
+        gru.weight_hh_l0.mul_(2)  # an optimiser step: the cached tables are rebuilt
+        after = fast_rnn.gru_last_states(gru, letters)
+        assert not torch.allclose(before, after)
+        assert torch.allclose(after, gru(torch.nn.functional.one_hot(letters, 5).float())[1][0], atol=1e-6)
+
+
+def distinct_data_names() -> list[str]:
+    lines = (ROOT / "data" / "names.tsv").read_text(encoding="utf-8").splitlines()
+    return list(dict.fromkeys(check_name(line.split("\t")[0]) for line in lines if line.strip()))
+
+
+def test_fast_predictions_within_tolerance_on_the_data_set(tiny_checkpoint):
+    predictor = Predictor.from_checkpoint(tiny_checkpoint)
+    names = distinct_data_names()  # 17,000 names of every length, none of them seen by the tiny model
+    diff, same = compare(reference_probabilities(predictor, names), predictor.probabilities(names))
+    assert diff <= TOLERANCE and same >= SAME_TOP
+    assert diff < 1e-5  # in fact float32 rounding
+
+
+@pytest.mark.skipif(not EXTERNAL.exists(), reason="../shared/data/external_val.tsv is not here")
+def test_fast_predictions_within_tolerance_on_real_surnames(tiny_checkpoint):
+    predictor = Predictor.from_checkpoint(tiny_checkpoint)
+    lines = EXTERNAL.read_text(encoding="utf-8").splitlines()
+    names = list(dict.fromkeys(check_name(line.split("\t")[0]) for line in lines if line.strip()))
+    diff, same = compare(reference_probabilities(predictor, names), predictor.probabilities(names))
+    assert diff <= TOLERANCE and same >= SAME_TOP
+
+
+def test_a_repeated_name_is_computed_once_and_answered_alike(tiny_checkpoint, monkeypatch):
+    predictor = Predictor.from_checkpoint(tiny_checkpoint)
+    calls = []
+    member = predictor.members[0]
+    original = member.log_probabilities
+    monkeypatch.setattr(member, "log_probabilities", lambda letters, lengths: calls.append(len(letters)) or
+                        original(letters, lengths))
+    probs = predictor.probabilities(["Tanaka", "Smith", "Tanaka", "Tanaka"])
+    assert sum(calls) == 2
+    assert torch.equal(probs[0], probs[2]) and torch.equal(probs[0], probs[3])
+    assert torch.allclose(probs[1], predictor.probabilities(["Smith"])[0])
