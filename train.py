@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from config.config import ALPHABET, PRESET_SETTINGS, TrainConfig
+from config.config import ALPHABET, DATA_PRESETS, PRESET_SETTINGS, TrainConfig
 from utils.errors import UserError, run_script
 
 
@@ -121,6 +121,13 @@ def resumed_config(parser, cfg: TrainConfig, resume: str, argv) -> tuple[TrainCo
                           else payload["config"]["save_dir"]}), path
 
 
+def published_name(cfg: TrainConfig) -> str:
+    """The name a run's files are published under: the model, and the data preset unless it is the tutorial's
+    (ngram+gru, ngram+gru-real), so the course's model and the real-surname model live side by side."""
+    presets = [entry for entry in cfg.data if entry in DATA_PRESETS and entry != "tutorial" and not Path(entry).exists()]
+    return "-".join([cfg.model, *presets])
+
+
 class StopFlag:
     """Ctrl-C asks the training loop to stop at the next step; a second Ctrl-C stops at once."""
 
@@ -189,7 +196,7 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     if not dist.main:
         run_dir = save_dir  # only the main process writes
     else:
-        run_dir = resume_path.parent if resume_path is not None else ckpt.new_run_dir(save_dir, cfg.model)
+        run_dir = resume_path.parent if resume_path is not None else ckpt.new_run_dir(save_dir, published_name(cfg))
     members, histories = [], {}
     for family in cfg.model.split("+"):
         if resumed is not None and family in resumed["resume"]["members_done"]:
@@ -225,15 +232,15 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     history = {**history, "members": histories if len(members) > 1 else None,
                "test": {"epoch": final["epoch"], **test}, "seconds": time.perf_counter() - start,
                "parameters": n_params, "config": asdict(cfg)}
-    history_path = ckpt.write_text(ckpt.history_path(save_dir, cfg.model), json.dumps(history, indent=1))
+    history_path = ckpt.write_text(ckpt.history_path(save_dir, published_name(cfg)), json.dumps(history, indent=1))
 
     from utils.plot import plot_history  # matplotlib only here, at the end
 
     curved = list(histories)[-1] if histories else cfg.model  # a mix's curves are its last-trained member's
     title = f"{curved} on {data.record()['file']}" + (f" (in {cfg.model})" if curved != cfg.model else "")
-    drawn = plot_history(history, ckpt.curves_path(run_dir, cfg.model), title=title)
+    drawn = plot_history(history, ckpt.curves_path(run_dir, published_name(cfg)), title=title)
     curves_path = ckpt.write_atomic(save_dir / drawn.name, lambda f: f.write(drawn.read_bytes()))
-    best_path = ckpt.publish(save_dir, cfg.model, final)  # last: the finished run becomes the default model
+    best_path = ckpt.publish(save_dir, published_name(cfg), final)  # last: the finished run becomes the default model
     for family in cfg.model.split("+"):
         ckpt.resume_path(run_dir, family).unlink(missing_ok=True)
     say(f"test ({len(y_true)} names, best epoch {final['epoch']}): accuracy {test['accuracy']:.3f}  "

@@ -258,3 +258,11 @@ def test_the_real_preset_brings_its_batch_and_epochs_and_flags_still_win():
     assert train.parse_args(["--data", "real", "--epochs", "3"])[0].epochs == 3
     tutorial, _ = train.parse_args([])
     assert (tutorial.batch_size, tutorial.data) == (TrainConfig().batch_size, ("tutorial",))
+
+
+def test_a_data_preset_other_than_the_tutorial_names_the_published_files():
+    import train
+
+    assert train.published_name(train.parse_args([])[0]) == "ngram+gru"
+    assert train.published_name(train.parse_args(["--data", "real", "--model", "gru"])[0]) == "gru-real"
+    assert train.published_name(train.parse_args(["--data", "my.tsv"])[0]) == "ngram+gru"
