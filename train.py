@@ -128,6 +128,13 @@ def published_name(cfg: TrainConfig) -> str:
     return "-".join([cfg.model, *presets])
 
 
+def portable_config(cfg: TrainConfig) -> dict:
+    """The run's config as published for others to read: data files and the save folder by name, never this
+    machine's paths (a run's own resume and member files keep the paths, which --resume needs)."""
+    data = [entry if entry in DATA_PRESETS and not Path(entry).exists() else Path(entry).name for entry in cfg.data]
+    return {**asdict(cfg), "data": data, "save_dir": Path(cfg.save_dir).name}
+
+
 class StopFlag:
     """Ctrl-C asks the training loop to stop at the next step; a second Ctrl-C stops at once."""
 
@@ -224,14 +231,14 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     assumed = softened_prior(data.class_shares("train"), cfg.posthoc_adjust)
     final = {**final, "logit_offset": offset.tolist(), "temperature": temperature, "assumed_prior": assumed.tolist(),
              "metrics": {**final["metrics"], **{f"test_{k}": v for k, v in test.items()}},
-             "seen": data.countries_by_name("train"), "finished": True}
+             "seen": data.countries_by_name("train"), "finished": True, "config": portable_config(cfg)}
     if not dist.main:
         return {"history": history}
     ckpt.validate(final, f"the trained {cfg.model}")  # finite weights and numbers, or nothing is published
     n_params = sum(t.numel() for t in final["model_state"].values())
     history = {**history, "members": histories if len(members) > 1 else None,
                "test": {"epoch": final["epoch"], **test}, "seconds": time.perf_counter() - start,
-               "parameters": n_params, "config": asdict(cfg)}
+               "parameters": n_params, "config": portable_config(cfg)}
     history_path = ckpt.write_text(ckpt.history_path(save_dir, published_name(cfg)), json.dumps(history, indent=1))
 
     from utils.plot import plot_history  # matplotlib only here, at the end

@@ -143,7 +143,7 @@ def test_normalise_title_cases_single_case_input_like_the_data():
     assert normalise("McDonald") == "McDonald"  # mixed case is kept as typed
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "123", "-/:", "\t"])
+@pytest.mark.parametrize("raw", ["", "   ", "123", "-/:", "\t", "Ⅻ", "½ ²", "\x07\x00"])
 def test_check_name_rejects_empty_and_letterless_names(raw):
     with pytest.raises(InvalidNameError):
         check_name(raw)
@@ -354,3 +354,8 @@ def test_a_country_too_small_to_split_in_a_later_file_trains_on_its_names(tiny_t
     more.write_text("Nguyen\tVietnamese\nTran\tVietnamese\n", encoding="utf-8")
     data = SurnameData.build([tiny_tsv, more], 0.25, 0.25, seed=0)
     assert sorted(data.names[r] for r in data.split.train if r >= len(TINY) * 16) == ["Nguyen", "Tran"]
+
+
+def test_numerals_other_than_ascii_digits_are_dropped_like_symbols():
+    assert normalise("Ⅻ Smith½") == "Smith" and normalise("Louis XIV") == "Louis XIV"
+    assert normalise("Smith\x07") == "Smith" and normalise("O'Brien-2") == "O'Brien-2"

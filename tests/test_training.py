@@ -229,6 +229,8 @@ def test_a_short_run_dedupes_stops_at_max_steps_and_stores_the_row_mix(tmp_path)
     checkpoint = load(result["best_path"])
     assert checkpoint["config"]["letter_dropout"] == 0.2 and checkpoint["config"]["max_steps"] == steps_per_epoch + 1
     assert checkpoint["data"] == split.record() and checkpoint["countries"] == TINY_COUNTRIES
+    published = json.dumps([checkpoint["config"], json.loads(result["history_path"].read_text())["config"]])
+    assert checkpoint["config"]["data"] == ["dup.tsv"] and str(tmp_path) not in published  # no machine paths
     offset = checkpoint["logit_offset"]  # English, Japanese, Russian
     # the split keeps the same share of each country's distinct names, so the ratios are exact
     assert offset[2] - offset[0] == pytest.approx(math.log(5.0), abs=1e-5)

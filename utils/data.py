@@ -113,17 +113,22 @@ _SPACES = re.compile(r"\s+")
 _GREEK_OU = re.compile("[οόΟ][υύΥ]")
 
 
+def _kept(ch: str) -> bool:
+    """Not a symbol, a control character or a numeral other than 0-9."""
+    category = unicodedata.category(ch)
+    return category[0] not in "SC" and (category[0] != "N" or ch in "0123456789")
+
+
 def normalise(name: str) -> str:
     """Transliterate to ASCII ('Müller' -> 'Muller', 'Горбачёв' -> 'Gorbachev') and tidy whitespace.
 
-    Greek "ου" becomes "ou" as the data writes it ('Παπαδόπουλος' -> 'Papadopoulos'). Symbols and
-    control characters (emoji, ™, ©) are dropped first: transliterated, they would
-    become words (':grinning:'). A name typed all in lower or all in upper case is title-cased,
+    Greek "ου" becomes "ou" as the data writes it ('Παπαδόπουλος' -> 'Papadopoulos'). Symbols, control
+    characters and numerals other than ASCII digits (emoji, ™, ©, Ⅻ, ½) are dropped first: transliterated,
+    they would become words (':grinning:', 'XII'). A name typed all in lower or all in upper case is title-cased,
     because the data writes surnames that way ('lucy' -> 'Lucy') and the encoding keeps case. Only
     the first MAX_NAME_LENGTH * 4 characters are read, so a huge input costs bounded time.
     """
-    kept = "".join(ch for ch in name[: MAX_NAME_LENGTH * 4]
-                   if ch.isspace() or unicodedata.category(ch)[0] not in "SC")
+    kept = "".join(ch for ch in name[: MAX_NAME_LENGTH * 4] if ch.isspace() or _kept(ch))
     kept = _GREEK_OU.sub(lambda m: "OU" if m.group()[1].isupper() else "Ou" if m.group()[0].isupper() else "ou",
                          unicodedata.normalize("NFC", kept))
     ascii_name = _SPACES.sub(" ", anyascii(kept)).strip()
