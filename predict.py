@@ -8,6 +8,7 @@
     python predict.py Smith --min-probability 0.6        # answer "unknown" below 60%
     python predict.py Nakamura --explain        # which letters drove the answer
     python predict.py --input people.csv --column surname --output out.csv --workers 2   # a table, streamed
+    python predict.py --input - --column surname --output - < people.tsv   # "-": stdin / stdout
     python predict.py Nakamura --checkpoint save_model/gru_classification_best.bin save_model/ngram_classification_best.bin
                                                 # several models predict together (mean probability)
     python predict.py lucy --backend llm --shots 5   # ask a chat model instead (needs OPENAI_API_KEY)
@@ -166,11 +167,30 @@ def predict_table(args: argparse.Namespace, predictor) -> int:
     classified are not a failure of the file: their error column says why."""
     from bulk.tables import classify_file
 
+    import dataclasses
+    import shutil
+    import tempfile
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill`: unwind, so no temp file is left
     topk = min(args.topk, len(predictor.countries))  # no columns for countries the model does not have
-    summary = classify_file(args.input, args.output, args.column, predictor, topk=topk, workers=args.workers,
-                            threads=args.threads, min_probability=args.min_probability)
-    print(summary, file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="predict-") as tmp:
+        # "-" is stdin / stdout, through a file in a private folder: a table is read and written whole, so stdout
+        # gets nothing at all when a row of the input is malformed or the run is stopped
+        source, target = args.input, args.output
+        if str(args.input) == "-":
+            source = Path(tmp) / "stdin"  # no extension: the delimiter is sniffed
+            with open(source, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f)
+        if str(args.output) == "-":
+            target = Path(tmp) / ("stdout" + (source.suffix if source.suffix.lower() in (".csv", ".tsv", ".tab", ".parquet", ".pq") else ""))
+        summary = classify_file(source, target, args.column, predictor, topk=topk, workers=args.workers,
+                                threads=args.threads, min_probability=args.min_probability)
+        if target != args.output:
+            sys.stdout.flush()
+            with open(target, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            sys.stdout.flush()
+    print(dataclasses.replace(summary, input=args.input, output=args.output), file=sys.stderr)
     return 0
 
 

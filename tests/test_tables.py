@@ -340,3 +340,17 @@ def test_an_unfinished_checkpoint_answers_with_a_warning(tmp_path, hand_checkpoi
     assert f"warning: {unfinished} is from a run that had not finished" in err
     assert run_predict(["Tanaka", "--checkpoint", str(hand_checkpoint)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_dash_reads_the_table_from_stdin_and_writes_it_to_stdout(tmp_path, hand_checkpoint, monkeypatch, capsys):
+    import io
+
+    monkeypatch.chdir(tmp_path)  # a file named "-" would land here
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"id\tsurname\n1\tTanaka\n2\tIvanov\n")))
+    assert run_predict(["--input", "-", "--column", "surname", "--output", "-", "--checkpoint",
+                        str(hand_checkpoint)]) == 0
+    out = capsys.readouterr()
+    lines = [line.split("\t") for line in out.out.splitlines()]  # the input's delimiter, sniffed
+    assert lines[0] == ["id", "surname", "country", "probability", "error"]
+    assert [row[:3] for row in lines[1:]] == [["1", "Tanaka", "Japanese"], ["2", "Ivanov", "Russian"]]
+    assert "\n-: 2 rows, 2 classified" in out.err and not (tmp_path / "-").exists()
