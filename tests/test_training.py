@@ -268,3 +268,26 @@ def test_a_data_preset_other_than_the_tutorial_names_the_published_files():
     assert train.published_name(train.parse_args([])[0]) == "ngram+gru"
     assert train.published_name(train.parse_args(["--data", "real", "--model", "gru"])[0]) == "gru-real"
     assert train.published_name(train.parse_args(["--data", "my.tsv"])[0]) == "ngram+gru"
+
+
+def test_training_on_two_files_records_both_and_evaluates_each_origin(tmp_path, capsys):
+    import evaluate
+    from tests.test_cli import run_main
+
+    first = write_tiny(tmp_path / "first.tsv")
+    second = tmp_path / "second.tsv"
+    second.write_text("".join(f"{name}ski\t{country}\tregister\n" for country, names in TINY.items() for name in names),
+                      encoding="utf-8")
+    save = tmp_path / "save"
+    result = train.main(["--data", str(first), str(second), "--save-dir", str(save), "--model", "ngram",
+                         *TINY_FRACTIONS])
+    checkpoint = load(result["best_path"])
+    assert checkpoint["data"]["files"] == ["first.tsv", "second.tsv"] and checkpoint["config"]["data"] == [
+        "first.tsv", "second.tsv"]
+    capsys.readouterr()
+    assert run_main(evaluate.main, ["--checkpoint", str(result["best_path"]), "--split-data", str(first), str(second),
+                                    "--domains", "--external", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert list(table) == ["test split, all sources", "test split: first.tsv", "test split: register"]
+    assert table["test split: first.tsv"]["rows"] + table["test split: register"]["rows"] == table[
+        "test split, all sources"]["rows"] == 24
