@@ -221,25 +221,33 @@ def publish(save_dir: str | Path, model: str, payload: dict) -> Path:
     return path
 
 
-def default_checkpoint(save_dir: str | Path = SAVE_DIR) -> Path:
+def default_checkpoint(save_dir: str | Path | None = None) -> Path:
     """The best checkpoint of the newest finished run: the one <save_dir>/latest names, else the newest finished
-    <model>_classification_best.bin (an interrupted run's is never the default)."""
-    save_dir = Path(save_dir)
+    <model>_classification_best.bin (an interrupted run's is never the default). save_dir: SAVE_DIR unless given."""
+    return load_default(save_dir)[0]
+
+
+def load_default(save_dir: str | Path | None = None) -> tuple[Path, dict]:
+    """default_checkpoint's path and its dict, each candidate read once (a caller that goes on to use the
+    checkpoint need not read it again)."""
+    save_dir = Path(SAVE_DIR if save_dir is None else save_dir)
     try:
         pointed = save_dir / (save_dir / LATEST).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         pointed = None
     if pointed is not None and pointed.name.endswith(BEST_SUFFIX) and pointed.parent == save_dir:
         try:
-            if load(pointed).get("finished"):
-                return pointed
+            payload = load(pointed)
+            if payload.get("finished"):
+                return pointed, payload
         except CheckpointError:
             pass
     candidates = sorted(save_dir.glob(f"*{BEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
         try:
-            if load(path).get("finished"):
-                return path
+            payload = load(path)
+            if payload.get("finished"):
+                return path, payload
         except CheckpointError:
             continue
     raise CheckpointError(f"no finished training run in {save_dir}; run `python train.py` first")
