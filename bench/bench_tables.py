@@ -1,17 +1,22 @@
-"""Throughput and peak memory of `predict.py --input FILE` against the old `predict.py - < names.txt`, in one run.
+"""Throughput and peak memory of `predict.py --input FILE` on two kinds of surname column, against the old
+`predict.py - < names.txt`, in one run.
 
-    python bench/bench_tables.py --checkpoint save_model/gru_classification_best.bin
-    python bench/bench_tables.py --checkpoint CK --rows 1000000 5000000 --workers 1 2 --baseline-rows 200000
+    python bench/bench_tables.py --checkpoint save_model/ngram+gru_classification_best.bin
+    python bench/bench_tables.py --checkpoint CK --rows 1000000 --workers 1 2 --baseline-rows 100000
 
-Writes synthetic CSVs (id, first name, surname, city, amount) into --dir: surnames drawn from the
-data set's rows (so common ones repeat, as in a real surname column) mixed with --external share
-of made-up, external-looking names drawn from a Zipf-weighted pool, and a few empty or letter-less
-ones. Then runs each command as a child process, one after another (the machine has 2 cores: never
-two measurements at once), and prints a Markdown table: rows, wall seconds of the whole process
-(start-up included), names/s, the ratio to the baseline's names/s, and peak RSS (the process's
-own, from wait4; with --workers also the peak sum over its process tree, sampled every 0.1 s).
-The baseline reads one name per line from stdin, every name held in memory, on --baseline-rows
-names of the same distribution.
+Writes synthetic CSVs (id, first name, surname, city, amount) into --dir, of two kinds:
+  repeated  surnames drawn from the data set's rows (so common ones repeat, as in a real surname column)
+            mixed with --external share of made-up, external-looking names drawn from a Zipf-weighted pool,
+            and a few empty or letter-less ones: about 38,000 distinct names in a million rows;
+  distinct  every row a spelling no other row has (distinct_names: the data set's names with endings added),
+            so no answer is ever reused: every row costs a model call.
+Then runs each command as a child process, one after another (the machine has 2 cores: never two
+measurements at once), and prints a Markdown table with a column group per kind: wall seconds of the
+whole process (start-up included), names/s, and peak memory: the largest single process's RSS (from
+wait4), and with --workers also the peak over the process tree, sampled every 0.1 s, both as the sum of
+RSS (which counts torch's shared libraries once per process) and of PSS (which shares them out). The
+baseline reads one name per line from stdin, every name held in memory, on --baseline-rows names of the
+repeated kind (0: no baseline).
 """
 import argparse
 import csv
@@ -27,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SYLLABLES = ["ka", "lo", "mi", "ren", "zu", "tar", "vel", "qui", "bro", "sen", "dah", "ix", "ou", "nak", "sto",
              "wen", "gri", "fal", "ody", "pe", "har", "lin", "jo", "bec", "mar", "tsu", "vik", "el", "rho", "dun"]
 FIRST = ["Anna", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Ines", "José", "Kai", "Lena"]
+KINDS = ("repeated", "distinct")
 CITIES = ["Paris", "Osaka", "São Paulo", "New York, NY", "Zürich", "Lagos", "Hanoi", "Perth"]
 # endings and prefixes that turn the data set's ~17,000 distinct names into a million distinct spellings
 ENDINGS = ["", "a", "e", "i", "o", "s", "y", "an", "as", "el", "en", "er", "es", "et", "ez", "ic", "in", "is", "ko",
@@ -45,7 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="rows of each table to classify")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="--workers values to measure")
     parser.add_argument("--threads", type=int, default=1, help="--threads of predict.py (torch threads per process)")
-    parser.add_argument("--baseline-rows", type=int, default=200_000, help="names the stdin baseline classifies")
+    parser.add_argument("--baseline-rows", type=int, default=200_000,
+                        help="names the stdin baseline classifies (0: no baseline)")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS,
+                        help="which columns to measure: repeated names, all-distinct spellings, or both")
     parser.add_argument("--external", type=float, default=0.1, help="share of made-up external-looking surnames")
     parser.add_argument("--external-pool", type=int, default=100_000, help="distinct made-up surnames to draw from")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/bench_tables"), help="where the tables are written")
@@ -83,52 +92,65 @@ def distinct_names(data: Path, n: int, seed: int = 0) -> list[str]:
     raise SystemExit(f"error: at most {len(names):,} distinct spellings can be made from {data}")
 
 
-def write_table(path: Path, rows: int, draw, rng) -> None:
+def write_table(path: Path, rows: int, names) -> None:
+    """A CSV of `rows` rows whose surname column is `names(n)` drawn 100,000 at a time (skipped if it exists)."""
     if path.exists():
         return
+    rng = random.Random(rows)
     temp = path.with_suffix(".partial")
     with open(temp, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "first_name", "surname", "city", "amount"])
         for start in range(0, rows, 100_000):
-            names = draw(min(100_000, rows - start))
+            chunk = names(start, min(100_000, rows - start))
             writer.writerows((start + i, rng.choice(FIRST), name, rng.choice(CITIES), f"{rng.random() * 1000:.2f}")
-                             for i, name in enumerate(names))
+                             for i, name in enumerate(chunk))
     os.replace(temp, path)
 
 
-def tree_rss_kib(root: int) -> int:
-    """Sum of VmRSS over `root` and its descendants, from /proc."""
-    children, rss = {}, {}
+def tree_memory_kib(root: int) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) in KiB over `root` and its descendants, from /proc."""
+    children, pids = {}, []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
         except (OSError, IndexError, ValueError):
             continue
-    total, todo = 0, [root]
+    todo = [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        pids.append(pid)
         todo += children.get(pid, [])
-    return total
+    rss = pss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("Rss", "Pss"):
+                    kib = int(value.split()[0])
+                    rss, pss = (rss + kib, pss) if key == "Rss" else (rss, pss + kib)
+        except (OSError, ValueError, IndexError):
+            continue
+    return rss, pss
 
 
-def measure(command: list[str], stdin_path: Path | None = None, ok=(0,)) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS KiB of the process or its largest descendant, peak tree RSS KiB) of one run."""
+def measure(command: list[str], stdin_path: Path | None = None, ok=(0,)) -> tuple[float, int, int, int]:
+    """(wall seconds, peak RSS KiB of the process or its largest descendant, peak tree RSS KiB, peak tree PSS KiB)
+    of one run."""
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     stderr_file = tempfile.TemporaryFile()  # a pipe could fill up with warnings and stall the child
     start = time.perf_counter()
     child = subprocess.Popen(command, stdin=stdin, stdout=subprocess.DEVNULL, stderr=stderr_file, cwd=ROOT)
-    peak_tree = 0
+    peak_rss = peak_pss = 0
     while True:
         pid, status, usage = os.wait4(child.pid, os.WNOHANG)
         if pid:
             break
-        peak_tree = max(peak_tree, tree_rss_kib(child.pid))
+        rss, pss = tree_memory_kib(child.pid)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         time.sleep(0.1)
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -136,42 +158,61 @@ def measure(command: list[str], stdin_path: Path | None = None, ok=(0,)) -> tupl
     stderr = stderr_file.read().decode(errors="replace")
     if child.returncode not in ok:
         sys.exit(f"error: {' '.join(command)} failed ({child.returncode}): {stderr.strip().splitlines()[-1:]}")
-    return wall, usage.ru_maxrss, max(peak_tree, usage.ru_maxrss)
+    return wall, usage.ru_maxrss, max(peak_rss, usage.ru_maxrss), max(peak_pss, 1)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    draw, rng = surname_source(args.data, args.external, args.external_pool, args.seed)
+    draw, _ = surname_source(args.data, args.external, args.external_pool, args.seed)
     predict = [sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(args.checkpoint),
                "--threads", str(args.threads)]
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
-
-    names_txt = args.dir / f"names_{args.baseline_rows}.txt"
-    if not names_txt.exists():
-        names_txt.write_text("".join(f"{n}\n" for n in draw(args.baseline_rows)), encoding="utf-8")
-    wall, rss, _ = measure(predict + ["-"], stdin_path=names_txt, ok=(0, 1))  # 1: some names had no letters
-    baseline = args.baseline_rows / wall
-    results = [(f"`predict.py - < names.txt` (baseline)", args.baseline_rows, wall, baseline, rss, rss)]
-    print(f"baseline: {baseline:,.0f} names/s, {rss / 1024:.0f} MiB", flush=True)
+    columns = {"repeated": lambda start, n: draw(n)}
+    if "distinct" in args.kinds:
+        spellings = distinct_names(args.data, max(args.rows), args.seed)
+        columns["distinct"] = lambda start, n: spellings[start:start + n]
+    results = {}  # (command, names) -> {kind: (wall, names/s, rss, tree rss, tree pss)}
+    baseline = None
+    if args.baseline_rows:
+        names_txt = args.dir / f"names_{args.baseline_rows}.txt"
+        if not names_txt.exists():
+            names_txt.write_text("".join(f"{n}\n" for n in draw(args.baseline_rows)), encoding="utf-8")
+        wall, rss, _, _ = measure(predict + ["-"], stdin_path=names_txt, ok=(0, 1))  # 1: some names had no letters
+        baseline = args.baseline_rows / wall
+        results[("`predict.py - < names.txt` (baseline)", args.baseline_rows)] = {
+            "repeated": (wall, baseline, rss, rss, None)}
+        print(f"baseline: {baseline:,.0f} names/s, {rss / 1024:.0f} MiB", flush=True)
 
     for rows in args.rows:
-        table = args.dir / f"table_{rows}.csv"
-        write_table(table, rows, draw, rng)
-        for workers in args.workers:
-            out = args.dir / f"out_{rows}_{workers}.csv"
-            wall, rss, tree = measure(predict + ["--input", str(table), "--column", "surname", "--output", str(out),
-                                                 "--workers", str(workers)])
-            out.unlink()
-            results.append((f"`predict.py --input` --workers {workers}", rows, wall, rows / wall, rss, tree))
-            print(f"{rows:,} rows, {workers} worker(s): {rows / wall:,.0f} names/s, {rss / 1024:.0f} MiB", flush=True)
+        for kind in args.kinds:
+            table = args.dir / f"table_{kind}_{rows}_{args.seed}.csv"
+            write_table(table, rows, columns[kind])
+            for workers in args.workers:
+                out = args.dir / f"out_{kind}_{rows}_{workers}.csv"
+                wall, rss, tree, pss = measure(predict + ["--input", str(table), "--column", "surname", "--output",
+                                                          str(out), "--workers", str(workers)])
+                out.unlink()
+                results.setdefault((f"`predict.py --input` --workers {workers}", rows), {})[kind] = (
+                    wall, rows / wall, rss, tree, pss)
+                print(f"{kind}: {rows:,} rows, {workers} worker(s): {rows / wall:,.0f} names/s, {rss / 1024:.0f} MiB "
+                      f"(tree: RSS {tree / 1024:.0f} MiB, PSS {pss / 1024:.0f} MiB); load {os.getloadavg()[0]:.2f}",
+                      flush=True)
 
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}\n")
-    print("| command | names | wall s | names/s | x baseline | peak RSS MiB (process) | peak RSS MiB (tree) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for what, n, wall, rate, rss, tree in results:
-        print(f"| {what} | {n:,} | {wall:.1f} | {rate:,.0f} | {rate / baseline:.1f} | {rss / 1024:.0f} "
-              f"| {tree / 1024:.0f} |")
+    per_kind = ["wall s", "names/s"] + (["× baseline"] if baseline else []) + ["peak MiB: process / tree RSS / tree PSS"]
+    print("| command | names |" + "".join(f" {kind}: {column} |" for kind in args.kinds for column in per_kind))
+    print("|---|---:|" + "---:|" * (len(per_kind) * len(args.kinds)))
+    for (what, n), by_kind in results.items():
+        cells = []
+        for kind in args.kinds:
+            if kind not in by_kind:
+                cells.append(" |" * len(per_kind))
+                continue
+            wall, rate, rss, tree, pss = by_kind[kind]
+            memory = f"{rss / 1024:.0f}" + (f" / {tree / 1024:.0f} / {pss / 1024:.0f}" if pss else "")
+            cells.append(f" {wall:.1f} | {rate:,.0f} |" + (f" {rate / baseline:.1f} |" if baseline else "") + f" {memory} |")
+        print(f"| {what} | {n:,} |" + "".join(cells))
     return 0
 
 

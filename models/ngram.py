@@ -64,6 +64,8 @@ _BUFFERS = [("gram_keys", torch.long), ("gram_counts", torch.float64), ("gram_co
 
 
 class NgramModel(nn.Module):
+    reads_any_length = True  # names of mixed lengths cost what they would in one-length batches (models.predictor)
+
     def __init__(self, args: NgramArgs):
         super().__init__()
         if args.smoothing not in SMOOTHINGS:

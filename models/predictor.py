@@ -19,7 +19,8 @@ from utils.data import Alphabet, check_name
 from utils.errors import CheckpointError
 
 HIDDEN = "\ufffd"  # a character outside every alphabet: what --explain puts in place of a letter
-BATCH = 1024  # names per model call: on a CPU the recurrent layer's per-step arrays stay in cache (docs/speed.md)
+BATCH = 4096  # names per model call, in one-length batches
+BATCH_ANY_LENGTH = 20_000  # names per call of a model that reads any lengths at once: the more, the more prefixes shared
 
 
 @dataclass
@@ -49,18 +50,27 @@ class Member:
     finished: bool = True  # False for an epoch, best-so-far or resume file of a run that had not finished
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> tuple["Member", dict]:
-        payload = ckpt.load(path)
+    def from_payload(cls, payload: dict, path: str | Path, device: str = "cpu") -> "Member":
+        """The member a checkpoint's dict (models.checkpoint.load's, read from `path`) describes."""
         model = ckpt.build_model(payload, path).to(device)
         return cls(model, Alphabet(payload["alphabet"]), torch.tensor(payload["logit_offset"]),
                    payload["temperature"], torch.tensor(payload["train_prior"]),
                    torch.tensor(payload.get("assumed_prior", payload["train_prior"])), payload.get("seen", {}),
-                   str(path), finished=bool(payload.get("finished"))), payload
+                   str(path), finished=bool(payload.get("finished")))
 
     def log_probabilities(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         logits = self.model(letters, lengths).float().cpu() + self.offset  # [B, n_countries]
         log_probs = torch.log_softmax(logits / self.temperature, dim=1)
         return log_probs if self.shift is None else torch.log_softmax(log_probs + self.shift, dim=1)
+
+
+def reads_any_length(model: torch.nn.Module) -> bool:
+    """Whether `model` (every member, for a mix) reads names of mixed lengths at no extra cost (no padding, no
+    packing): then it gets whole batches, else one-length batches."""
+    members = getattr(model, "members", None)
+    if isinstance(members, torch.nn.ModuleList):
+        return all(map(reads_any_length, members))
+    return bool(getattr(model, "reads_any_length", False))
 
 
 class Predictor:
@@ -83,14 +93,18 @@ class Predictor:
 
     @classmethod
     def from_checkpoints(cls, paths: list[str | Path], device: str = "cpu") -> "Predictor":
+        return cls.from_payloads([(path, ckpt.load(path)) for path in paths], device)
+
+    @classmethod
+    def from_payloads(cls, loaded: list[tuple[str | Path, dict]], device: str = "cpu") -> "Predictor":
+        """From checkpoints already read: (path, models.checkpoint.load's dict) for each."""
         members, countries = [], None
-        for path in paths:
-            member, payload = Member.load(path, device)
+        for path, payload in loaded:
             if countries is not None and payload["countries"] != countries:
-                raise CheckpointError(f"{path}: its countries differ from those of {paths[0]}; "
+                raise CheckpointError(f"{path}: its countries differ from those of {loaded[0][0]}; "
                                       "only models of one country list can predict together")
             countries = payload["countries"]
-            members.append(member)
+            members.append(Member.from_payload(payload, path, device))
         return cls(members, countries, device)
 
     @classmethod
@@ -101,8 +115,8 @@ class Predictor:
     def log_probabilities(self, normalised_names: list[str], batch_size: int = BATCH) -> torch.Tensor:
         """Log of the members' mean probability, [N, n_countries], for already-normalised, non-empty names.
 
-        Each distinct name runs once; names run in batches of one length each, so recurrent layers never need
-        packing.
+        Each distinct name runs once. A model that reads any lengths at once (`reads_any_length`) gets up to
+        BATCH_ANY_LENGTH names a call; any other, batches of one length each, so recurrent layers never need packing.
         """
         distinct = dict.fromkeys(normalised_names)
         if len(distinct) < len(normalised_names):  # a repeated name: computed once, its row copied
@@ -114,6 +128,11 @@ class Predictor:
         member_log_probs = []
         for member in self.members:
             letters, lengths = member.alphabet.encode_many(normalised_names)  # [N, T_max], [N]
+            if reads_any_length(member.model):
+                member_log_probs.append(torch.cat([
+                    member.log_probabilities(letters[i:i + BATCH_ANY_LENGTH].to(self.device), lengths[i:i + BATCH_ANY_LENGTH])
+                    for i in range(0, len(lengths), BATCH_ANY_LENGTH)]))
+                continue
             member_out = torch.empty_like(out)
             order = torch.argsort(lengths, stable=True)  # [N]
             start = 0

@@ -45,8 +45,8 @@ class RNNClassifier(nn.Module):
         if same_length and fast_rnn.can_run(self.rnn, letters):
             last = fast_rnn.last_states(self.rnn, letters[:, : int(lengths[0])])  # [B, directions * H]
             return self._logits(last)
-        if same_length and fast_rnn.can_run_gru(self.rnn, letters):  # inference only
-            return self._logits(fast_rnn.gru_last_states(self.rnn, letters[:, : int(lengths[0])]))
+        if fast_rnn.can_run_gru(self.rnn, letters):  # inference only, names of any lengths together
+            return self._logits(fast_rnn.gru_last_states(self.rnn, letters, lengths))
         if letters.dtype == torch.long:
             letters = F.one_hot(letters, self.args.n_letters).to(self.head.weight.dtype)  # [B, T, n_letters]
         if same_length:
@@ -58,6 +58,13 @@ class RNNClassifier(nn.Module):
         # hidden: [num_layers * directions, B, H]; the top layer's last state in each direction
         last = torch.cat(list(hidden[-self.directions:]), dim=1)  # [B, directions * H]
         return self._logits(last)
+
+    @property
+    def reads_any_length(self) -> bool:
+        """Whether inference on names of mixed lengths costs no more than on one length (the GRU's inference path):
+        models.predictor then needs no length buckets."""
+        return fast_rnn.GRU_INFERENCE and self.args.cell == "gru" and self.args.num_layers == 1 \
+            and self.head.weight.device.type == "cpu"
 
     def _logits(self, last: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(last))  # [B, n_countries]

@@ -22,7 +22,7 @@ def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps):
     with torch.inference_mode():
         assert fast_rnn.can_run_gru(gru, letters)
         _, hidden = gru(torch.nn.functional.one_hot(letters, 11).float())
-        fast = fast_rnn.gru_last_states(gru, letters)
+        fast = fast_rnn.gru_last_states(gru, letters, torch.full((batch,), steps))
     assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
 
 
@@ -31,9 +31,9 @@ def test_gru_inference_path_follows_changed_weights_and_is_never_used_for_traini
     letters = torch.randint(0, 5, (3, 4))
     assert not fast_rnn.can_run_gru(gru, letters)  # gradients on: nn.GRU, which autograd knows
     with torch.no_grad():
-        before = fast_rnn.gru_last_states(gru, letters)
+        before = fast_rnn.gru_last_states(gru, letters, torch.full((3,), 4))
         gru.weight_hh_l0.mul_(2)  # an optimiser step: the cached tables are rebuilt
-        after = fast_rnn.gru_last_states(gru, letters)
+        after = fast_rnn.gru_last_states(gru, letters, torch.full((3,), 4))
         assert not torch.allclose(before, after)
         assert torch.allclose(after, gru(torch.nn.functional.one_hot(letters, 5).float())[1][0], atol=1e-6)
 
