@@ -21,14 +21,13 @@ from collections import Counter
 from pathlib import Path
 
 from llm.cli import add_llm_arguments, llm_config
+from utils.cli import add_model_arguments
 from utils.errors import DataError, run_script
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
-                        help="checkpoint file(s); several predict together; the test split is the first's "
-                             "(default: the newest finished run's best checkpoint in save_model/)")
+    add_model_arguments(parser)
     parser.add_argument("--data", type=Path, default=None,
                         help="evaluate on every row of this names.tsv or <Country>.txt folder instead of the test split")
     parser.add_argument("--split-data", type=Path, nargs="+", default=None,
@@ -44,12 +43,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "where it exists)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON, markdown and PNG (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the tables")
-    parser.add_argument("--prior", default="model",
-                        help="the class mix of the names: model (as trained; the default model assumes the data's "
-                             "mix moved halfway to equal countries), data (the training data's own mix), uniform, "
-                             "or a JSON / TSV file of country shares (default: model)")
-    parser.add_argument("--device", default="cpu", help="torch device to run the model on")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1; 0: torch's choice)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate a seeded sample of this many rows (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default: 0)")
     add_llm_arguments(parser, "llm: also ask an OpenAI-compatible chat model about the same rows, side by side")
@@ -183,24 +176,15 @@ def side_by_side_markdown(side: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch  # after argument errors are out of the way
-
-    from models.predictor import Predictor
-    from utils.calibration import read_prior
-    from models.checkpoint import default_checkpoint, load, write_text
+    from models.checkpoint import write_text  # after argument errors are out of the way: these load torch
+    from models.inference import model_from_args
     from utils.data import SurnameData
     from utils.metrics import evaluation_report, report_markdown
     from utils.plot import plot_confusion, plot_reliability, plot_risk_coverage
-    from utils.training import pick_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    paths = args.checkpoint or [default_checkpoint()]
-    print("model: " + " + ".join(str(p) for p in paths), file=sys.stderr)
-    predictor = Predictor.from_checkpoints(paths, str(pick_device(args.device)))
-    checkpoint_path, checkpoint = paths[0], load(paths[0])
-    countries = predictor.countries
-    predictor.set_prior(read_prior(args.prior, countries, predictor.members[0].train_prior))
+    model = model_from_args(args)
+    paths, predictor, countries = model.paths, model.predictor, model.predictor.countries
+    checkpoint_path, checkpoint = paths[0], model.payloads[0]  # the test split is the first's
     try:  # the training data: the test split, and the countries it files each name under
         data_set = SurnameData.from_record(checkpoint["data"], args.split_data)
     except DataError as e:

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from llm.cli import add_llm_arguments, llm_config
+from utils.cli import add_model_arguments
 from utils.errors import UserError, run_script
 
 
@@ -40,19 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="with --input: processes running the model (default: 1)")
     parser.add_argument("--topk", type=int, default=1, help="print the K likeliest countries with probabilities")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
-    parser.add_argument("--checkpoint", type=Path, nargs="+", default=None,
-                        help="checkpoint file(s); several predict together (default: the newest finished run's "
-                             "best checkpoint in save_model/)")
-    parser.add_argument("--prior", default="model",
-                        help="the class mix of the names: model (as trained; the default model assumes the data's "
-                             "mix moved halfway to equal countries), data (the training data's own mix), uniform, "
-                             "or a JSON / TSV file of country shares (default: model)")
+    add_model_arguments(parser)
     parser.add_argument("--min-probability", type=float, default=0.0, metavar="P",
                         help="answer 'unknown' when the top probability is below P (default: 0, always answer)")
     parser.add_argument("--explain", action="store_true",
                         help="show how much each letter adds to the answer's probability (its drop when hidden)")
-    parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: 1; 0: torch's choice)")
     add_llm_arguments(parser, "model: the trained checkpoint(s); llm: an OpenAI-compatible chat model")
     parser.add_argument("--data", default=None,
                         help="llm with --shots: the training data, if not the embedded data set")
@@ -68,8 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--workers must be between 1 and {max_workers()} (the cores of this machine)")
     if args.backend == "llm" and args.topk > 1:
         parser.error("--topk is for a trained model: the language model names one country and gives no probabilities")
-    if args.shots < 0 or args.threads < 0:
-        parser.error("--shots and --threads must be at least 0")
+    if args.shots < 0:
+        parser.error("--shots must be at least 0")
     if not 0 <= args.min_probability <= 1:
         parser.error("--min-probability must be between 0 and 1")
     if args.backend == "llm" and (args.explain or args.min_probability or args.prior != "model"):
@@ -110,34 +103,18 @@ def classifiable(names: list[str]) -> tuple[list[tuple[str, str]], int]:
     return valid, failed
 
 
-def checkpoints(args) -> list[Path]:
-    from models.checkpoint import default_checkpoint
-
-    paths = args.checkpoint or [default_checkpoint()]
-    print("model: " + " + ".join(str(p) for p in paths), file=sys.stderr)
-    return paths
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     names = read_names(args.names) if args.input is None else []
-    import torch  # after argument errors are out of the way
-
-    from models.predictor import Predictor
-    from utils.calibration import read_prior
-    from utils.training import pick_device
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = str(pick_device(args.device))
     if args.backend == "llm":
         return predict_llm(args, names)
-    predictor = Predictor.from_checkpoints(checkpoints(args), device=device)
+    from models.inference import model_from_args
+
+    predictor = model_from_args(args).predictor
     for member in predictor.members:
         if not member.finished:
             print(f"warning: {member.path} is from a run that had not finished (not calibrated, no test score); "
                   "its answers may be poor", file=sys.stderr)
-    predictor.set_prior(read_prior(args.prior, predictor.countries, predictor.members[0].train_prior))
     if args.input is not None:
         return predict_table(args, predictor)
     valid, failed = classifiable(names)
@@ -197,10 +174,11 @@ def predict_table(args: argparse.Namespace, predictor) -> int:
 def predict_llm(args: argparse.Namespace, names: list[str]) -> int:
     """Ask the chat model; a name it answers outside the country list gets "no answer" (and exit 1), never a guess."""
     from llm.classify import LLMClassifier
-    from models.checkpoint import default_checkpoint, load
+    from models.inference import read_checkpoints
 
     cfg = llm_config(args)
-    checkpoint = load((args.checkpoint or [default_checkpoint()])[0])  # its countries and split; the chat model answers
+    # the first checkpoint's countries and split: the chat model answers
+    [(_, checkpoint)] = read_checkpoints(args.checkpoint[:1] if args.checkpoint else None)
     classifier = LLMClassifier.from_checkpoint(checkpoint, cfg, data=args.data)
     valid, failed = classifiable(names)
     answers = classifier.classify([norm for _, norm in valid]) if valid else []

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from config.config import MAX_NAME_LENGTH, ROOT
+from utils.cli import add_model_arguments
 from utils.errors import UserError, run_script
 
 WEB = ROOT / "web"  # the page: plain HTML, CSS and JavaScript, no build step
@@ -55,16 +56,11 @@ class Settings:
 def parse_args(argv=None) -> tuple[argparse.Namespace, Settings]:
     d = Settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", nargs="+", default=None,
-                        help="checkpoint file(s); several predict together (default: the newest finished run's "
-                             "best checkpoint in save_model/)")
+    add_model_arguments(parser, prior=False)  # --checkpoint, --device, --threads; each request may give its prior
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes sharing the port, each with its own copy of the model (default: 1)")
-    parser.add_argument("--threads", type=int, default=d.threads,
-                        help=f"CPU threads for torch per process (default: {d.threads}; 0: torch's choice)")
-    parser.add_argument("--device", default=d.device, help=f"torch device (default: {d.device})")
     parser.add_argument("--max-batch", type=int, default=d.max_batch,
                         help=f"most names in one model call; 1 turns micro-batching off (default: {d.max_batch})")
     parser.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
@@ -83,8 +79,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, Settings]:
     args = parser.parse_args(argv)
     if min(args.max_batch, args.max_queue, args.max_names, args.max_body_bytes, args.workers) < 1:
         parser.error("--max-batch, --max-queue, --max-names, --max-body-bytes and --workers must be at least 1")
-    if args.max_wait_ms < 0 or args.threads < 0 or args.stats_every < 0:
-        parser.error("--max-wait-ms, --threads and --stats-every must be at least 0")
+    if args.max_wait_ms < 0 or args.stats_every < 0:
+        parser.error("--max-wait-ms and --stats-every must be at least 0")
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
     settings = Settings(checkpoints=[str(p) for p in args.checkpoint or []], device=args.device, threads=args.threads,
@@ -109,16 +105,14 @@ class Job:
 
 class Service:
     def __init__(self, settings: Settings):
-        from models.checkpoint import default_checkpoint, load
-        from models.predictor import Predictor
+        from models.inference import load_model
         from utils.batching import MicroBatcher
         from utils.calibration import PRIORS, read_prior
 
         self.settings = settings
-        self.paths = [Path(p) for p in settings.checkpoints] or [default_checkpoint()]
-        self.predictor = Predictor.from_checkpoints(self.paths, device=settings.device)
+        model = load_model(settings.checkpoints, settings.device, prior=None)
+        self.paths, self.payloads, self.predictor = model.paths, model.payloads, model.predictor  # payloads: the card's
         self.countries = self.predictor.countries
-        self.payloads = [load(p) for p in self.paths]  # for the model card
         data_prior = self.predictor.members[0].train_prior
         self.priors = {name: read_prior(name, self.countries, data_prior) for name in PRIORS}
         self.batcher = MicroBatcher(self.run_batch, max_batch=settings.max_batch,
@@ -464,6 +458,8 @@ async def report(counts, service: Service, every: float) -> None:
 
 def app_from_environment():
     """The app of one --workers process: the settings come through the environment."""
+    from models.inference import set_threads
+
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     set_logging()
     set_threads(settings.threads)
@@ -482,13 +478,6 @@ def set_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def set_threads(threads: int) -> None:
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-
-
 def main(argv=None) -> int:
     args, settings = parse_args(argv)
     try:
@@ -498,12 +487,11 @@ def main(argv=None) -> int:
         raise UserError("serving needs FastAPI and uvicorn: pip install -r requirements-serve.txt") from None
     set_logging()
     common = dict(host=args.host, port=args.port, access_log=False, server_header=False, log_level="info")
-    if args.workers > 1:  # each process loads the model itself; the port is shared
-        from models.checkpoint import default_checkpoint, load
+    from models.inference import read_checkpoints, set_threads
 
-        settings.checkpoints = settings.checkpoints or [str(default_checkpoint())]  # one pick for every worker
-        for path in settings.checkpoints:
-            load(path)  # a missing or damaged file is one line here, not a traceback per worker
+    if args.workers > 1:  # each process loads the model itself; the port is shared
+        # one pick for every worker; a missing or damaged file is one line here, not a traceback per worker
+        settings.checkpoints = [str(path) for path, _ in read_checkpoints(settings.checkpoints)]
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
         uvicorn.run("serve:app_from_environment", factory=True, workers=args.workers, **common)
         return 0

@@ -18,9 +18,9 @@ complete). --format csv reads and writes CSV with a header instead.
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from utils.errors import UserError
+from utils.cli import add_model_arguments
+from utils.errors import UserError, run_script
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,28 +28,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--input", required=True, help="the Parquet (or CSV) data set to classify; any Spark path")
     parser.add_argument("--column", required=True, help="the column holding the names")
     parser.add_argument("--output", required=True, help="where to write the result (a folder of part files)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint file on the driver (default: newest *_classification_best.bin in save_model/)")
+    add_model_arguments(parser, several=False, prior=False, device=False)  # --checkpoint (on the driver), --threads
     parser.add_argument("--topk", type=int, default=1, help="also the 2nd..K-th likeliest countries")
     parser.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="input and output format")
     parser.add_argument("--mode", choices=["error", "overwrite"], default="error",
                         help="when the output exists: error (default) or overwrite")
     parser.add_argument("--master", default=None, help="Spark master when not run by spark-submit, e.g. local[2]")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per Python worker (one task per core)")
     parser.add_argument("--batch-rows", type=int, default=50_000, help="rows per Arrow batch handed to the model")
     args = parser.parse_args(argv)
-    if args.topk < 1 or args.batch_rows < 1 or args.threads < 0:
-        parser.error("--topk and --batch-rows must be at least 1, --threads at least 0")
+    if args.topk < 1 or args.batch_rows < 1:
+        parser.error("--topk and --batch-rows must be at least 1")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from models.checkpoint import default_checkpoint
+    from models.inference import read_checkpoints
 
-    checkpoint = args.checkpoint or default_checkpoint()
-    if not checkpoint.is_file():
-        raise UserError(f"{checkpoint}: no such checkpoint; run `python train.py` first")
+    # read on the driver: a missing or damaged file is one line here, before Spark starts
+    [(checkpoint, _)] = read_checkpoints([args.checkpoint] if args.checkpoint else None)
     try:
         from pyspark.sql import SparkSession
         from pyspark.errors import AnalysisException
@@ -85,10 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_script(main)

@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 import torch
@@ -135,6 +136,22 @@ def test_train_on_malformed_data_names_the_line(tmp_path):
     data.write_text("Abe\tJapanese\nSmith English\n", encoding="utf-8")
     code = run_main(train.main, ["--data", str(data), "--save-dir", str(tmp_path / "s")])
     assert code.startswith(f"error: {data}:2: expected 'name<TAB>country'") and "\n" not in code
+
+
+def test_each_checkpoint_file_is_read_once(hand_checkpoint, tiny_tsv, tmp_path, monkeypatch, capsys):
+    """predict.py choosing the default checkpoint, and evaluate.py, torch.load each checkpoint file once."""
+    save = tmp_path / "save"
+    default = ckpt.publish(save, "rnn", ckpt.load(hand_checkpoint))
+    monkeypatch.setattr(ckpt, "SAVE_DIR", save)
+    real_load, reads = torch.load, Counter()
+    monkeypatch.setattr(torch, "load", lambda f, *a, **kw: reads.update([str(f)]) or real_load(f, *a, **kw))
+    assert run_main(predict.main, ["Ivanov"]) == 0
+    assert capsys.readouterr() == ("Russian\n", f"model: {default}\n")
+    assert reads == {str(default): 1}
+    reads.clear()
+    assert run_main(evaluate.main, ["--checkpoint", str(default), "--split-data", str(tiny_tsv), "--out", str(tmp_path),
+                                    "--json"]) == 0
+    assert reads == {str(default): 1}
 
 
 # --- evaluate.py, in this process ---
