@@ -6,9 +6,9 @@
 The output holds every input row once, in order, with its columns untouched, followed by
 `country`, `probability` (`country_2`, `probability_2`, ... with topk > 1) and `error`: the reason
 a row's name could not be classified (its answers then empty). Rows are read `chunk_rows` at a
-time, so memory stays flat whatever the file's length; with workers > 1 a process pool (each
-process loads the checkpoint once) classifies the chunks' new names while this process reads and
-writes, chunks kept in order. The output is written to a hidden temp file beside the target and
+time, so memory stays flat whatever the file's length; with workers > 1 a pool of workers - 1
+processes (each loads the checkpoint once) and this one classify the chunks' new names, this one also
+reading and writing, chunks kept in order. The output is written to a hidden temp file beside the target and
 renamed at the end, so an interrupted run leaves no output file (nor, unless killed outright, a
 temp file).
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from utils.errors import UserError
 from utils.files import cannot_write, check_target, file_mode
-from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns
+from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns, warm_up
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET = (".parquet", ".pq")
@@ -69,6 +69,7 @@ def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability
 
     if threads:
         torch.set_num_threads(threads)
+    warm_up(predictor)
     _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability)
 
 
@@ -80,10 +81,14 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
                     min_probability: float = 0.0):
     """(rows, fields of each row's name, how many names were computed) for each (rows, names) of `chunks`, in order.
 
-    Names already answered come from a bounded cache; the rest are computed here (workers=1) or in
-    a pool of `workers` processes with at most 2 * workers chunks in flight, so memory stays flat.
+    Names already answered come from a bounded cache; the rest are computed here (workers=1), or with
+    workers > 1 by a pool of workers - 1 processes and by this one: a chunk goes to the pool while it has
+    fewer than two chunks per process in flight, else this process computes it between its reading and
+    writing. At most 2 * workers chunks are in flight, so memory stays flat; and a run with 2 workers
+    holds two copies of torch and the model, not three.
     """
     cache = FieldCache(cache_size)
+    warm_up(predictor)  # before the pool is started: the pool's processes receive the built tables
     if workers == 1:
         for rows, names in chunks:
             found, missing = cache.lookup(names)
@@ -92,21 +97,31 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
         return
     # spawn, not fork: a forked torch can hang on locks its parent's threads held
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, _init_worker, (predictor, threads, topk, text, min_probability)) as pool:
+    with context.Pool(workers - 1, _init_worker, (predictor, threads, topk, text, min_probability)) as pool:
         pending = deque()
         for rows, names in chunks:
             found, missing = cache.lookup(names)
-            job = pool.apply_async(_compute_in_worker, (missing,)) if missing else None
+            in_pool = sum(not isinstance(job, list) and not job.ready() for *_, job in pending if job is not None)
+            if not missing:
+                job = None
+            elif in_pool < 2 * (workers - 1):
+                job = pool.apply_async(_compute_in_worker, (missing,))
+            else:  # the pool is busy: this process computes the chunk itself
+                job = compute_fields(predictor, missing, topk, text, min_probability)
             pending.append((rows, names, found, missing, job))
-            while len(pending) > 2 * workers:
+            while len(pending) > 2 * workers or (pending and _done(pending[0][-1])):
                 yield _finish(pending.popleft(), cache)
         while pending:
             yield _finish(pending.popleft(), cache)
 
 
+def _done(job) -> bool:
+    return job is None or isinstance(job, list) or job.ready()
+
+
 def _finish(item, cache: FieldCache):
     rows, names, found, missing, job = item
-    computed = job.get() if job is not None else []
+    computed = [] if job is None else job if isinstance(job, list) else job.get()
     return rows, complete(found, names, missing, computed, cache), len(missing)
 
 
