@@ -107,7 +107,7 @@ class Service:
     def __init__(self, settings: Settings):
         from models.inference import load_model
         from utils.batching import MicroBatcher
-        from utils.calibration import PRIORS, read_prior
+        from utils.class_mix import PRIORS, read_prior
 
         self.settings = settings
         model = load_model(settings.checkpoints, settings.device, prior=None)

@@ -175,7 +175,8 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
     import torch
 
     from models import checkpoint as ckpt
-    from utils.calibration import fit_temperature, softened_prior
+    from utils.calibration import fit_temperature
+    from utils.class_mix import assumed_prior, posthoc_offset
     from utils.data import Alphabet, SurnameData, make_loader
     from utils.metrics import classification_metrics, probability_metrics
     from utils.training import evaluate, seed_everything
@@ -222,13 +223,14 @@ def train(cfg: TrainConfig, resume_path: Path | None, stop: StopFlag, dist, devi
 
     # --- the class-mix adjustment and calibration on validation, then the untouched test split, once ---
     model = ckpt.build_model(final).to(device)
-    offset = torch.tensor(final["logit_offset"]) - cfg.posthoc_adjust * data.class_shares("train").log().float()
+    train_shares = data.class_shares("train")
+    offset = torch.tensor(final["logit_offset"]) + posthoc_offset(train_shares, cfg.posthoc_adjust)
     y_val, val_logits, _ = evaluate(model, val_loader, offset, device)
     temperature = fit_temperature(val_logits, torch.tensor(y_val))
     y_true, logits, _ = evaluate(model, test_loader, offset, device)
     test = {**classification_metrics(y_true, logits.argmax(dim=1).tolist()),
             "ece": probability_metrics(torch.softmax(logits / temperature, dim=1), y_true)["ece"]}
-    assumed = softened_prior(data.class_shares("train"), cfg.posthoc_adjust)
+    assumed = assumed_prior(train_shares, cfg.posthoc_adjust)
     final = {**final, "logit_offset": offset.tolist(), "temperature": temperature, "assumed_prior": assumed.tolist(),
              "metrics": {**final["metrics"], **{f"test_{k}": v for k, v in test.items()}},
              "seen": data.countries_by_name("train"), "finished": True, "config": portable_config(cfg)}
@@ -304,7 +306,8 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
     from models import checkpoint as ckpt
     from utils.data import LengthBucketSampler
     from utils.metrics import classification_metrics
-    from utils.training import RunningLog, class_weights, evaluate, make_optimizer, make_scheduler, prediction_offset
+    from utils.training import RunningLog, class_weights, evaluate, make_optimizer, make_scheduler
+    from utils.class_mix import row_offset
 
     countries = data.countries
     train_set = data.dataset("train", alphabet, dedupe=True, feminine=cfg.feminine_forms)  # distinct pairs
@@ -312,7 +315,7 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
     args = model_args(family, cfg, alphabet.letters, len(countries))
     model = build_model(family, asdict(args)).to(device)
     row_labels = torch.tensor([data.labels[r] for r in data.split.train])  # [training rows]
-    offset = prediction_offset(train_set.labels, row_labels, len(countries))  # [n_countries]: the rows' class mix
+    offset = row_offset(train_set.labels, row_labels, len(countries))  # [n_countries]: the rows' class mix
     loss_weight = class_weights(train_set.labels, len(countries), cfg.balance_power).to(device)  # [n_countries]
     counted = is_counted(model)
     epochs = 1 if counted else cfg.epochs  # counting needs one pass

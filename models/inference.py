@@ -14,7 +14,7 @@ import torch
 
 from models import checkpoint as ckpt
 from models.predictor import Predictor
-from utils.calibration import read_prior
+from utils.class_mix import read_prior
 from utils.training import pick_device
 
 
@@ -43,7 +43,7 @@ class Model:
 def load_model(paths: list[str | Path] | None, device: str = "cpu", prior: str | None = "model",
                announce: bool = False) -> Model:
     """The Predictor of the checkpoints (the default one if none) on `device` (utils.training.pick_device's names),
-    re-weighted to `prior` (utils.calibration.read_prior's names or file; None: as the models assume). `announce`:
+    re-weighted to `prior` (utils.class_mix.read_prior's names or file; None: as the models assume). `announce`:
     say on stderr which files answer, once they are read."""
     device = str(pick_device(device))
     loaded = read_checkpoints(paths)

@@ -6,7 +6,7 @@
 
 Several checkpoints (of any families, trained on the same countries) predict together with the mean
 of their probabilities. Each member's probabilities are its calibrated ones (logits / temperature),
-re-weighted to the user's class mix when one is given (`prior`, see utils.calibration).
+re-weighted to the user's class mix when one is given (`prior`, see utils.class_mix).
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from models import checkpoint as ckpt
-from utils.calibration import prior_shift
+from utils.class_mix import prior_shift
 from utils.data import Alphabet, check_name
 from utils.errors import CheckpointError
 

@@ -12,7 +12,8 @@ import predict
 from models import checkpoint as ckpt
 from models.predictor import HIDDEN, Predictor
 from tests.conftest import TINY_COUNTRIES, last_letter_payload, write_tiny
-from utils.calibration import fit_mix_weights, fit_temperature, prior_shift, read_prior, softened_prior
+from utils.calibration import fit_mix_weights, fit_temperature
+from utils.class_mix import assumed_prior, prior_shift, read_prior
 from utils.errors import UserError
 from utils.metrics import probability_metrics
 
@@ -136,10 +137,10 @@ def test_json_answers_under_an_extreme_prior_are_valid_json(hand, tmp_path, caps
         assert record["country"] in ("Japanese", "English")
 
 
-def test_the_softened_prior_is_the_mix_left_after_the_posthoc_adjustment():
+def test_the_assumed_prior_is_the_mix_left_after_the_posthoc_adjustment():
     prior = torch.tensor([0.64, 0.36])
-    torch.testing.assert_close(softened_prior(prior, 0.5), torch.tensor([0.8, 0.6], dtype=torch.float64) / 1.4)
-    torch.testing.assert_close(softened_prior(prior, 1.0), torch.tensor([0.5, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(assumed_prior(prior, 0.5), torch.tensor([0.8, 0.6], dtype=torch.float64) / 1.4)
+    torch.testing.assert_close(assumed_prior(prior, 1.0), torch.tensor([0.5, 0.5], dtype=torch.float64))
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from tests.conftest import TINY, TINY_COUNTRIES, TINY_FRACTIONS, write_tiny
 from models.checkpoint import load
 from utils.data import Alphabet, LengthBucketSampler, NamesDataset, SurnameData, drop_letters, make_loader
 from utils.errors import UserError
-from utils.training import (RunningLog, class_weights, evaluate, log_prior, make_optimizer, make_scheduler, pick_device,
-                            prediction_offset, seed_everything, train_step)
+from utils.class_mix import class_shares, log_prior, posthoc_offset, row_offset
+from utils.training import (RunningLog, class_weights, evaluate, make_optimizer, make_scheduler, pick_device,
+                            seed_everything, train_step)
 
 ALPHA = Alphabet(ALPHABET)
 
@@ -67,18 +68,20 @@ ROWS = torch.tensor([0] * 8 + [1] * 8)  # every row: the two class-1 names repea
 
 
 def test_offset_multiplies_odds_by_the_row_share_over_the_name_share():
-    offset = prediction_offset(NAMES, ROWS, 2)
+    offset = row_offset(NAMES, ROWS, 2)
     # class 0: 8/16 of the rows against 8/10 of the names; class 1: 8/16 against 2/10
     assert offset.tolist() == pytest.approx([math.log(0.5 / 0.8), math.log(0.5 / 0.2)])
     probs = torch.softmax(torch.zeros(2) + offset, 0)  # two classes the model finds equally likely
     assert (probs[1] / probs[0]).item() == pytest.approx(4.0)  # the rows make class 1 four times likelier
-    assert prediction_offset(NAMES, NAMES, 2).tolist() == [0.0, 0.0]  # no duplicates, no correction
+    assert row_offset(NAMES, NAMES, 2).tolist() == [0.0, 0.0]  # no duplicates, no correction
 
 
 def test_posthoc_adjustment_takes_the_row_prior_off():
-    full = prediction_offset(NAMES, ROWS, 2, posthoc_adjust=1.0)
+    shares = class_shares(ROWS, 2)
+    assert shares.tolist() == [0.5, 0.5] and class_shares([0, 0, 0, 2], 3).tolist() == [0.75, 0.0, 0.25]
+    full = row_offset(NAMES, ROWS, 2) + posthoc_offset(shares, 1.0)
     assert full.tolist() == pytest.approx([-math.log(0.8), -math.log(0.2)])  # minus the log prior of the names
-    half = prediction_offset(NAMES, ROWS, 2, posthoc_adjust=0.5)
+    half = row_offset(NAMES, ROWS, 2) + posthoc_offset(shares, 0.5)
     assert half[1].item() == pytest.approx(0.5 * math.log(0.5) - math.log(0.2))
 
 

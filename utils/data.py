@@ -21,6 +21,7 @@ from anyascii import anyascii
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from config.config import DATA_PRESETS, DEFAULT_DATA, MAX_NAME_LENGTH
+from utils.class_mix import class_shares
 from utils.errors import DataError, InvalidNameError
 
 # --- reading ---
@@ -479,8 +480,7 @@ class SurnameData:
 
     def class_shares(self, part: str = "train") -> torch.Tensor:
         """Each country's share of the rows of one side, [n_countries]."""
-        counts = torch.bincount(torch.tensor([self.labels[r] for r in self.rows(part)]), minlength=len(self.countries))
-        return counts.double() / counts.sum()
+        return class_shares([self.labels[r] for r in self.rows(part)], len(self.countries))
 
     def countries_by_name(self, part: str | None = None) -> dict[str, list[str]]:
         """Each normalised name of one side (None: of the whole data set), with every country it is filed under."""

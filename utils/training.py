@@ -62,25 +62,6 @@ def class_weights(labels: torch.Tensor, n_classes: int, power: float) -> torch.T
     return (len(labels) / (n_classes * class_counts(labels, n_classes))) ** power
 
 
-def log_prior(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Log of the class frequencies, [n_classes]."""
-    return (class_counts(labels, n_classes) / len(labels)).log()
-
-
-def prediction_offset(trained_labels: torch.Tensor, row_labels: torch.Tensor, n_classes: int,
-                      posthoc_adjust: float = 0.0) -> torch.Tensor:
-    """What is added to the logits when predicting, [n_classes].
-
-    A model trained on each distinct name once has learned their class mix; the offset multiplies
-    each class's odds by its share of every row of the training split over its share of the names
-    trained on, so predictions follow the mix the test split counts (Arabic is 85 distinct training
-    names but 10% of the rows). `posthoc_adjust` > 0 then moves decisions towards equal classes by
-    subtracting that power of the log prior (post-hoc logit adjustment, Menon et al., 2021).
-    """
-    trained, rows = log_prior(trained_labels, n_classes), log_prior(row_labels, n_classes)  # [n_classes]
-    return rows - trained - posthoc_adjust * rows
-
-
 def train_step(model, batch, optimizer, scheduler, loss_weight: torch.Tensor | None, letter_dropout: float,
                unknown_index: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on one batch; returns (mean loss, correct count), both still on the device."""
