@@ -28,9 +28,8 @@ FAMILIES = {
     "rnn": (RNNArgs, RNNClassifier, recurrent("rnn")),
     "lstm": (RNNArgs, RNNClassifier, recurrent("lstm")),
     "gru": (RNNArgs, RNNClassifier, recurrent("gru")),
-    # exact Bayes over the rows it counts (prior power 1): --posthoc-adjust moves it towards equal countries
-    "ngram": (NgramArgs, NgramModel, lambda cfg, letters: {"order": cfg.ngram_order, "prior_power": 1.0,
-                                                           "fold": case_fold_table(letters)}),
+    # exact Bayes over the rows it counts: --posthoc-adjust moves it towards equal countries (utils/class_mix.py)
+    "ngram": (NgramArgs, NgramModel, lambda cfg, letters: {"order": cfg.ngram_order, "fold": case_fold_table(letters)}),
     "transformer": (TransformerArgs, CharTransformer, lambda cfg, letters: {
         "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "dropout": cfg.dropout}),
     # trained members combined after training (train.py --model gru+ngram); not trained by itself

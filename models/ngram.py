@@ -46,7 +46,7 @@ class NgramArgs:
     discount: float = 0.8  # Kneser-Ney's absolute discount D, 0 < D <= 1
     # letter index -> the index it is read as; [] keeps case; case_fold_table(alphabet letters) folds it
     fold: list[int] = field(default_factory=list)
-    prior_power: float = 0.5  # p in  p * log prior(c); 0: uniform prior, 1: the training rows' prior (exact Bayes)
+    prior_power: float = 1.0  # p in  p * log prior(c); 1: the training rows' prior (exact Bayes), 0: uniform
     scale: float = 1.0  # multiplies log P(name | c) before the prior is added (argmax depends on prior_power / scale only)
 
 
