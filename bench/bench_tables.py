@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="names.tsv whose names the surnames are drawn from")
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="rows of each table to classify")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="--workers values to measure")
+    parser.add_argument("--predict", type=Path, default=ROOT / "predict.py",
+                        help="the predict.py to run (another checkout's, to compare versions in one run)")
     parser.add_argument("--threads", type=int, default=1, help="--threads of predict.py (torch threads per process)")
     parser.add_argument("--baseline-rows", type=int, default=200_000,
                         help="names the stdin baseline classifies (0: no baseline)")
@@ -165,7 +167,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
     draw, _ = surname_source(args.data, args.external, args.external_pool, args.seed)
-    predict = [sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(args.checkpoint),
+    predict = [sys.executable, str(args.predict), "--checkpoint", str(args.checkpoint),
                "--threads", str(args.threads)]
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     columns = {"repeated": lambda start, n: draw(n)}

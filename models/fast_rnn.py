@@ -132,7 +132,7 @@ def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch
     rz = gates[:, :2 * h].sigmoid_()
     n = gates[:, 2 * h:].mul_(rz[:, :h]).add_(t["rows_n"].index_select(0, letter))
     n.sigmoid_().mul_(2).sub_(1)  # tanh(W_in x + b_in + r (W_hn h + b_hn)), as 2 sigmoid(2x) - 1
-    torch.addcmul(n, rz[:, h:], previous.sub_(n), out=out)  # n + z (h - n)
+    torch.lerp(n, previous, rz[:, h:], out=out)  # n + z (h - n)
 
 
 def _gru_direction(t: dict, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
