@@ -6,11 +6,12 @@
 The output holds every input row once, in order, with its columns untouched, followed by
 `country`, `probability` (`country_2`, `probability_2`, ... with topk > 1) and `error`: the reason
 a row's name could not be classified (its answers then empty). Rows are read `chunk_rows` at a
-time, so memory stays flat whatever the file's length; with workers > 1 a pool of workers - 1
-processes (each loads the checkpoint once) and this one classify the chunks' new names, this one also
-reading and writing, chunks kept in order. The output is written to a hidden temp file beside the target and
-renamed at the end, so an interrupted run leaves no output file (nor, unless killed outright, a
-temp file).
+time and at most `cache_size` answers are kept (100,000 by default, about 25 MB), so memory stays
+flat whatever the file's length and however many of its names differ (docs/speed.md). With
+workers > 1 a pool of workers - 1 processes (each loads the checkpoint once) and this one classify
+the chunks' new names, this one also reading and writing, chunks kept in order. The output is
+written to a hidden temp file beside the target and renamed at the end, so an interrupted run
+leaves no output file (nor, unless killed outright, a temp file).
 """
 import csv
 import errno
@@ -192,7 +193,7 @@ def _check_header(header: list[str], column: str, topk: int, source: Path) -> in
 
 
 def classify_file(input_path, output_path, column: str, predictor, topk: int = 1, chunk_rows: int = 20_000,
-                  workers: int = 1, threads: int = 1, progress: bool = True, cache_size: int = 200_000,
+                  workers: int = 1, threads: int = 1, progress: bool = True, cache_size: int = 100_000,
                   min_probability: float = 0.0) -> Summary:
     """Classify `column` of a CSV/TSV (or Parquet) file into `output_path`; see the module docstring.
 
