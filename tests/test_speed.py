@@ -71,3 +71,21 @@ def test_a_repeated_name_is_computed_once_and_answered_alike(tiny_checkpoint, mo
     assert sum(calls) == 2
     assert torch.equal(probs[0], probs[2]) and torch.equal(probs[0], probs[3])
     assert torch.allclose(probs[1], predictor.probabilities(["Smith"])[0])
+
+
+def test_distinct_names_are_distinct_and_made_from_the_data():
+    from bench.bench_tables import distinct_names
+
+    names = distinct_names(ROOT / "data" / "names.tsv", 5000, seed=1)
+    assert len(set(names)) == 5000 and names == distinct_names(ROOT / "data" / "names.tsv", 5000, seed=1)
+
+
+@pytest.mark.slow
+def test_bench_tables_measures_both_columns(tiny_checkpoint, tmp_path):
+    from tests.conftest import run_script
+
+    result = run_script("bench/bench_tables.py", "--checkpoint", str(tiny_checkpoint), "--rows", "300",
+                        "--baseline-rows", "0", "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "repeated: names/s" in result.stdout and "distinct: names/s" in result.stdout
+    assert "| `predict.py --input` --workers 1 | 300 |" in result.stdout
