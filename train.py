@@ -387,7 +387,8 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
         trained_by = "counted" if counted else f"loss {train_loss:.4f}  train acc {train_accuracy:.3f}"
         say(f"{family} epoch {epoch:2d}/{epochs}  {trained_by}  val acc {val['accuracy']:.3f}  "
             f"val bal acc {val['balanced_accuracy']:.3f}  {record['seconds']:.1f}s")
-        payload = {**base, "model_state": model.state_dict(), "epoch": epoch, "metrics": record, "finished": False}
+        weights = {key: value.detach().clone() for key, value in model.state_dict().items()}  # not the live tensors,
+        payload = {**base, "model_state": weights, "epoch": epoch, "metrics": record, "finished": False}  # kept as best
         if dist.main:
             ckpt.save(payload, ckpt.epoch_path(run_dir, family, epoch))
         if val["accuracy"] > progress.best_accuracy:

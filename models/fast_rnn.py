@@ -103,14 +103,10 @@ def can_run_gru(rnn: nn.Module, letters: torch.Tensor) -> bool:
 
 def _gru_tables(rnn: nn.GRU) -> list[dict]:
     """Per direction: input rows [n_letters, 3H] (r and z with every bias; the n gate's 2 b_hn) and [n_letters, H]
-    (2 (W_in x + b_in)), and the recurrent weight [H, 3H] (r, z, 2 W_hn). Cached on the module, rebuilt when a
-    weight changes (its version counter moves)."""
+    (2 (W_in x + b_in)), and the recurrent weight [H, 3H] (r, z, 2 W_hn). Built on every call (a few small
+    products): a cache keyed on the weights' version counters went stale under the optimiser's in-place
+    updates, which do not all move them, and validation during training read old weights."""
     suffixes = [""] + (["_reverse"] if rnn.bidirectional else [])
-    params = [getattr(rnn, f"{kind}_l0{s}") for s in suffixes for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-    stamp = tuple((p.data_ptr(), p._version) for p in params)
-    cached = getattr(rnn, "_inference_tables", None)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
     h, tables = rnn.hidden_size, []
     with torch.no_grad():
         for s in suffixes:
@@ -121,7 +117,6 @@ def _gru_tables(rnn: nn.GRU) -> list[dict]:
                 "rows_h": torch.cat([rows[:, :2 * h] + b_hh[:2 * h], (2 * b_hh[2 * h:]).expand(len(rows), h)], 1),
                 "rows_n": (2 * rows[:, 2 * h:]).contiguous(),
                 "w_hh": torch.cat([w_hh[:2 * h], 2 * w_hh[2 * h:]]).t().contiguous()})  # [H, 3H]
-    rnn._inference_tables = (stamp, tables)
     return tables
 
 

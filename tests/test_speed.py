@@ -38,6 +38,24 @@ def test_gru_inference_path_follows_changed_weights_and_is_never_used_for_traini
         assert torch.allclose(after, gru(torch.nn.functional.one_hot(letters, 5).float())[1][0], atol=1e-6)
 
 
+def test_gru_inference_path_follows_the_training_optimisers_updates():
+    """Adam's fused kernel updates the weights in place without moving their version counters: validation during
+    training must still read the weights as they are."""
+    from utils.training import make_optimizer
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(5, 4, batch_first=True, bidirectional=True)
+    letters, lengths = torch.randint(0, 5, (6, 4)), torch.full((6,), 4)
+    optimizer = make_optimizer(gru, 0.1, torch.device("cpu"))
+    for _ in range(2):
+        with torch.no_grad():
+            fast = fast_rnn.gru_last_states(gru, letters, lengths)
+            _, hidden = gru(torch.nn.functional.one_hot(letters, 5).float())
+        assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
+        gru(torch.nn.functional.one_hot(letters, 5).float())[1].sum().backward()
+        optimizer.step()
+
+
 def distinct_data_names() -> list[str]:
     lines = (ROOT / "data" / "names.tsv").read_text(encoding="utf-8").splitlines()
     return list(dict.fromkeys(check_name(line.split("\t")[0]) for line in lines if line.strip()))

@@ -294,3 +294,24 @@ def test_training_on_two_files_records_both_and_evaluates_each_origin(tmp_path, 
     assert list(table) == ["test split, all sources", "test split: first.tsv", "test split: register"]
     assert table["test split: first.tsv"]["rows"] + table["test split: register"]["rows"] == table[
         "test split, all sources"]["rows"] == 24
+
+
+def test_the_best_epochs_weights_are_what_the_run_publishes(tmp_path, monkeypatch):
+    """Validation scripted to peak at epoch 2 of 3: the published model holds epoch 2's weights, not the last's."""
+    import utils.metrics
+
+    real, scripted = utils.metrics.classification_metrics, iter([0.5, 0.9, 0.1])
+
+    def val_metrics(y_true, y_pred):
+        metrics = real(y_true, y_pred)
+        return {**metrics, "accuracy": next(scripted, metrics["accuracy"])}  # the test split's, after: the real one
+
+    monkeypatch.setattr(utils.metrics, "classification_metrics", val_metrics)
+    data, save = write_tiny(tmp_path / "tiny.tsv"), tmp_path / "save"
+    result = train.main(["--data", str(data), "--save-dir", str(save), "--model", "gru", "--epochs", "3",
+                         "--batch-size", "8", "--hidden-size", "8", *TINY_FRACTIONS])
+    published, second, third = (load(p) for p in (result["best_path"], result["run_dir"] / "gru_classification_2.bin",
+                                                  result["run_dir"] / "gru_classification_3.bin"))
+    assert published["epoch"] == 2
+    assert all(torch.equal(published["model_state"][k], second["model_state"][k]) for k in second["model_state"])
+    assert not all(torch.equal(published["model_state"][k], third["model_state"][k]) for k in third["model_state"])
