@@ -391,7 +391,7 @@ def train_family(family: str, cfg: TrainConfig, data, alphabet, val_loader, resu
         payload = {**base, "model_state": weights, "epoch": epoch, "metrics": record, "finished": False}  # kept as best
         if dist.main:
             ckpt.save(payload, ckpt.epoch_path(run_dir, family, epoch))
-        if val["accuracy"] > progress.best_accuracy:
+        if val["accuracy"] >= progress.best_accuracy:  # of equally good epochs, the later: trained longer
             progress.best, progress.best_accuracy = payload, val["accuracy"]
             if dist.main:
                 ckpt.save(payload, ckpt.best_path(run_dir, family))
