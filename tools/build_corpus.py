@@ -236,13 +236,19 @@ def from_arabic_name_romanizer(wheel: zipfile.ZipFile):
 # --- the corpus ---
 
 
+def spelling_key(name: str) -> str:
+    """What two spellings of one surname share: its transliterated letters, case-folded, without spaces, hyphens or
+    apostrophes (Le Duc and Leduc, d'Ávila and Dávila, Gurev and Гурьев are one name to leave out)."""
+    return re.sub(r"[^a-z]", "", normalise(name).casefold())
+
+
 def read_names(path: Path) -> set[str]:
-    """The normalised names of a name<TAB>country file (external_val.tsv)."""
+    """The spelling keys of the names of a name<TAB>country file (external_val.tsv)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise UserError(f"{path}: cannot read the names to leave out ({e.strerror}); pass --exclude") from None
-    return {normalise(line.split("\t")[0]) for line in lines if line.strip()}
+    return {spelling_key(line.split("\t")[0]) for line in lines if line.strip()}
 
 
 def plausible(written: str) -> bool:
@@ -253,7 +259,8 @@ def plausible(written: str) -> bool:
 def build_rows(votes: list[tuple[str, str, str, int]], excluded: set[str]) -> tuple[list[tuple[str, str, str]], dict]:
     """Corpus rows from (written surname, country, source, weight) votes: one row per normalised surname, labelled
     with the country of at least MAJORITY of its votes (else dropped), written as its most frequent spelling, with the
-    source that gave that country most votes; names in `excluded` left out. Returns the rows and what was dropped."""
+    source that gave that country most votes; names whose spelling key is in `excluded` left out. Returns the rows
+    and what was dropped."""
     by_key = defaultdict(lambda: {"countries": Counter(), "spellings": Counter(), "sources": Counter()})
     dropped = Counter()
     for written, country, source, weight in votes:
@@ -274,7 +281,7 @@ def build_rows(votes: list[tuple[str, str, str, int]], excluded: set[str]) -> tu
         if len(ties) > 1 or top < MAJORITY * total:
             dropped["conflicting"] += 1
             continue
-        if key in excluded:
+        if spelling_key(key) in excluded:
             dropped["in external_val"] += 1
             continue
         written = max((n, s) for (c, s), n in entry["spellings"].items() if c == country)[1]
