@@ -235,15 +235,9 @@ def load_default(save_dir: str | Path | None = None) -> tuple[Path, dict]:
         pointed = save_dir / (save_dir / LATEST).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         pointed = None
-    if pointed is not None and pointed.name.endswith(BEST_SUFFIX) and pointed.parent == save_dir:
-        try:
-            payload = load(pointed)
-            if payload.get("finished"):
-                return pointed, payload
-        except CheckpointError:
-            pass
-    candidates = sorted(save_dir.glob(f"*{BEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in candidates:
+    newest_first = sorted(save_dir.glob(f"*{BEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    named = pointed is not None and pointed.name.endswith(BEST_SUFFIX) and pointed.parent == save_dir
+    for path in ([pointed] if named else []) + [p for p in newest_first if p != pointed]:
         try:
             payload = load(path)
             if payload.get("finished"):
