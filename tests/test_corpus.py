@@ -2,7 +2,6 @@
 rule, the external_val exclusion, --check, and a hostile pickle refused before it runs. Nothing is downloaded."""
 import gzip
 import hashlib
-import io
 import json
 import pickle
 import sqlite3

@@ -11,7 +11,7 @@ import torch
 from config.config import ALPHABET, DEFAULT_DATA, MAX_NAME_LENGTH, ROOT, TrainConfig
 from tests.conftest import TINY, TINY_COUNTRIES, write_tiny
 from utils.data import (Alphabet, LengthBucketSampler, NamesDataset, SurnameData, check_name, grouped_split,
-                        data_files, layered_split, load_samples, make_loader, normalise, read_labelled)
+                        data_files, load_samples, make_loader, normalise, read_labelled)
 from utils.errors import DataError, InvalidNameError
 
 NAMES_TSV_SHA256 = "e3bff4e585c6a6dd653dc05cd863e7ced3b94a21cd08733f8412df93bf14ca65"  # data/README.md
