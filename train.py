@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from config.config import ALPHABET, DATA_PRESETS, PRESET_SETTINGS, TrainConfig
+from config.config import ALPHABET, PRESET_SETTINGS, TrainConfig
 from utils.errors import UserError, run_script
 
 
@@ -124,14 +124,18 @@ def resumed_config(parser, cfg: TrainConfig, resume: str, argv) -> tuple[TrainCo
 def published_name(cfg: TrainConfig) -> str:
     """The name a run's files are published under: the model, and the data preset unless it is the tutorial's
     (ngram+gru, ngram+gru-real), so the course's model and the real-surname model live side by side."""
-    presets = [entry for entry in cfg.data if entry in DATA_PRESETS and entry != "tutorial" and not Path(entry).exists()]
+    from utils.data import is_preset
+
+    presets = [entry for entry in cfg.data if is_preset(entry) and entry != "tutorial"]
     return "-".join([cfg.model, *presets])
 
 
 def portable_config(cfg: TrainConfig) -> dict:
     """The run's config as published for others to read: data files and the save folder by name, never this
     machine's paths (a run's own resume and member files keep the paths, which --resume needs)."""
-    data = [entry if entry in DATA_PRESETS and not Path(entry).exists() else Path(entry).name for entry in cfg.data]
+    from utils.data import is_preset
+
+    data = [entry if is_preset(entry) else Path(entry).name for entry in cfg.data]
     return {**asdict(cfg), "data": data, "save_dir": Path(cfg.save_dir).name}
 
 

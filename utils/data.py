@@ -85,7 +85,7 @@ def read_folder(folder: Path) -> list[Sample]:
 def load_samples(path: str | Path | list) -> list[Sample]:
     """Every labelled name in a TSV file or a folder of <Country>.txt files (or in several, one after the other), in
     file order."""
-    if isinstance(path, (list, tuple)) or (str(path) in DATA_PRESETS and not Path(path).exists()):
+    if isinstance(path, (list, tuple)) or is_preset(path):
         return [sample for one in data_files(path) for sample in load_samples(one)]
     path = Path(path)
     if path.is_dir():
@@ -379,13 +379,19 @@ def make_loader(dataset: NamesDataset, batch_size: int, shuffle: bool, seed: int
 # --- the data of one run ---
 
 
+def is_preset(entry: str | Path) -> bool:
+    """Whether a --data entry names a preset of config.DATA_PRESETS (tutorial, real): its name, with no file of
+    that name."""
+    return str(entry) in DATA_PRESETS and not Path(entry).exists()
+
+
 def data_files(entries: str | Path | list) -> list[Path]:
     """The files of --data: paths as given, and the presets of config.DATA_PRESETS (tutorial, real) by name when no
     file of that name exists."""
     entries = entries if isinstance(entries, (list, tuple)) else [entries]
     files = []
     for entry in entries:
-        if str(entry) in DATA_PRESETS and not Path(entry).exists():
+        if is_preset(entry):
             files += [Path(p) for p in DATA_PRESETS[str(entry)]]
         else:
             files.append(Path(entry))
