@@ -35,6 +35,7 @@ from anyascii import anyascii
 from config.config import EXTERNAL_VAL, ROOT
 from utils.data import normalise
 from utils.errors import DataError, UserError, run_script
+from utils.files import write_atomic
 
 SOURCES = ROOT / "data" / "corpus_sources.json"
 NATIONALITIES = ROOT / "data" / "nationalities.tsv"
@@ -353,12 +354,6 @@ def build(wheels: dict[str, Path], sources: list[dict], nationalities: dict, exc
     return corpus_text(rows), counts_section(rows, sources, dropped)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheels", type=Path, default=ROOT / "data" / "wheels",
@@ -388,8 +383,8 @@ def main(argv=None) -> int:
             raise UserError(f"{args.readme}: its corpus counts differ from a rebuild")
         print(f"{args.out}: identical to a rebuild ({text.count(chr(10)):,} rows)")
         return 0
-    write_atomically(args.out, text)
-    write_atomically(args.readme, with_counts(readme, section))
+    write_atomic(args.out, lambda f: f.write(text.encode("utf-8")))
+    write_atomic(args.readme, lambda f: f.write(with_counts(readme, section).encode("utf-8")))
     print(f"wrote {args.out} ({text.count(chr(10)):,} rows) and the counts in {args.readme}")
     return 0
 
