@@ -265,18 +265,15 @@ def grouped_split(names: list[str], labels: list[int], val_fraction: float, test
     # the smallest stratum must give at least one name to each of test, val and train
     need = max(3, int(1 / min(val_fraction, test_fraction)) + 1)
     short = sorted(label for label, n in per_stratum.items() if n < need)
-    rare = []
-    if short and rare_to_train:
-        rare = [g for g, stratum in zip(groups, strata) if stratum in short]
-        groups, strata = zip(*[(g, st) for g, st in zip(groups, strata) if st not in short]) if len(rare) < len(groups) \
-            else ((), ())
-        if not groups:
-            return Split(train=sorted(r for g in rare for r in rows_of[g]), val=[], test=[])
-    elif short:
+    if short and not rare_to_train:
         raise DataError(f"too few distinct names to put every country on every side of the split (each needs "
                         f"at least {need}): " + ", ".join(f"label {label} has {per_stratum[label]}" for label in short))
-    rest, test, rest_strata, _ = train_test_split(list(groups), list(strata), test_size=test_fraction,
-                                                  stratify=list(strata), random_state=seed)
+    rare = [g for g, stratum in zip(groups, strata) if stratum in short]  # with rare_to_train: all to training
+    groups, strata = [g for g, st in zip(groups, strata) if st not in short], [st for st in strata if st not in short]
+    if not groups:
+        return Split(train=sorted(r for g in rare for r in rows_of[g]), val=[], test=[])
+    rest, test, rest_strata, _ = train_test_split(groups, strata, test_size=test_fraction,
+                                                  stratify=strata, random_state=seed)
     train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
                                   stratify=rest_strata, random_state=seed)
 
