@@ -7,9 +7,12 @@ from collections import Counter
 
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from config.config import ALPHABET, DEFAULT_DATA, MAX_NAME_LENGTH, ROOT, TrainConfig
 from tests.conftest import TINY, TINY_COUNTRIES, write_tiny
+from utils import data as data_module
 from utils.data import (Alphabet, LengthBucketSampler, NamesDataset, SurnameData, check_name, grouped_split,
                         data_files, load_samples, make_loader, normalise, read_labelled)
 from utils.errors import DataError, InvalidNameError
@@ -354,6 +357,37 @@ def test_a_country_too_small_to_split_in_a_later_file_trains_on_its_names(tiny_t
     more.write_text("Nguyen\tVietnamese\nTran\tVietnamese\n", encoding="utf-8")
     data = SurnameData.build([tiny_tsv, more], 0.25, 0.25, seed=0)
     assert sorted(data.names[r] for r in data.split.train if r >= len(TINY) * 16) == ["Nguyen", "Tran"]
+
+
+def full_path_normalise(name: str) -> str:
+    """normalise as it was before the ASCII shortcut: every name through the full transliteration."""
+    tidied = data_module._transliterate(name[: MAX_NAME_LENGTH * 4])
+    return tidied.title() if tidied.islower() or tidied.isupper() else tidied
+
+
+ASCII_TEXT = st.text(st.characters(max_codepoint=127), max_size=60)  # control characters, tabs, digits, symbols
+NAME_LIKE = st.text(st.sampled_from(string.ascii_letters + " \t\n\x0b\x0c\r\x1c\x1f\x00\x07\x7f'-.0123456789$+<=>^`|~"),
+                    max_size=30)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(ASCII_TEXT, NAME_LIKE, st.text(max_size=60), st.text(st.characters(max_codepoint=0x3ff))))
+@example("lucy")
+@example("NAKAMURA")
+@example("McDonald")
+@example("  O'Neal \t")
+@example("a\x1cB")
+@example("\x07\x00")
+@example("$MITH")
+@example("o'neal-2")
+@example("")
+@example("a" * (MAX_NAME_LENGTH * 4 + 5) + "\x7f$")
+@example("Ab\x85c")
+def test_the_ascii_shortcut_of_normalise_equals_the_full_path(text):
+    assert normalise(text) == full_path_normalise(text)
+    if text.isascii():
+        assert data_module._tidy_ascii(text) == data_module._transliterate(text)
+    assert bool(data_module._ASCII_LETTER.search(text)) == any(ch.isascii() and ch.isalpha() for ch in text)
 
 
 def test_numerals_other_than_ascii_digits_are_dropped_like_symbols():
