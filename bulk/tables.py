@@ -19,9 +19,11 @@ import gc
 import glob
 import io
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -68,8 +70,7 @@ _worker = {}  # the pool process's predictor and settings, set once by _init_wor
 def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability: float = 0.0) -> None:
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the pool
-
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it was born (a process the pool restarts was not)
     if threads:
         torch.set_num_threads(threads)
     warm_up(predictor)
@@ -101,7 +102,8 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
         return
     # spawn, not fork: a forked torch can hang on locks its parent's threads held
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers - 1, _init_worker, (predictor, threads, topk, text, min_probability)) as pool:
+    settings = (predictor, threads, topk, text, min_probability)
+    with _pool_leaving_ctrl_c_to_us(context, workers - 1, _init_worker, settings) as pool:
         pending = deque()
         for rows, names in chunks:
             found, missing = cache.lookup(names)
@@ -117,6 +119,43 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
                 yield _finish(pending.popleft(), cache)
         while pending:
             yield _finish(pending.popleft(), cache)
+
+
+@contextmanager
+def _pool_leaving_ctrl_c_to_us(context, processes: int, initializer, initargs):
+    """A started pool (ended on leaving) whose processes are born ignoring SIGINT. A Ctrl-C at the terminal reaches
+    every process of the group: this way it is this process's alone to handle (it ends the pool), and a pool
+    process still importing torch prints no traceback. An ignored signal stays ignored through fork and exec
+    (and Python then leaves it so), so SIGINT is ignored here for the instant of each fork and exec, by wrapping
+    multiprocessing's one spawn function while the pool starts. A Ctrl-C during the start is held until the pool
+    is whole (stopped half way, a pool process would read half a pickle and print that) and then raised."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        with context.Pool(processes, initializer, initargs) as pool:
+            yield pool
+        return
+    interrupted = []
+    spawn = multiprocessing.util.spawnv_passfds
+
+    def spawn_ignoring_ctrl_c(*args):
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # one arriving now waits, not dropped
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return spawn(*args)
+        finally:
+            signal.signal(signal.SIGINT, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    multiprocessing.util.spawnv_passfds = spawn_ignoring_ctrl_c
+    try:
+        pool = context.Pool(processes, initializer, initargs)
+    finally:
+        multiprocessing.util.spawnv_passfds = spawn
+        signal.signal(signal.SIGINT, handler)
+    with pool:
+        if interrupted:
+            raise KeyboardInterrupt
+        yield pool
 
 
 def _done(job) -> bool:

@@ -200,6 +200,39 @@ def test_an_interrupted_run_leaves_no_output_file(tmp_path, tiny_checkpoint, sig
         assert not [pid for pid in pool if _alive(pid)]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["while the pool starts", "while rows are written"])
+def test_ctrl_c_at_the_terminal_with_workers_ends_quietly(tmp_path, tiny_checkpoint, moment):
+    """A terminal's Ctrl-C reaches every process of the group: the run still ends with one line and exit 130, no
+    traceback from a pool process (even one still importing torch), no "leaked semaphore" warning, no files."""
+    source = tmp_path / "big.csv"
+    with open(source, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["id", "surname"]] + [[i, f"Name{'abcdefghij'[i % 10]}{i:07d}x"]
+                                                       for i in range(300_000)])
+    child = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), "--input", str(source), "--column", "surname",
+                              "--output", str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint),
+                              "--workers", "2"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                             start_new_session=True)  # its own process group, as a terminal's job is
+    deadline = time.monotonic() + 120
+    while True:
+        assert child.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
+        pool = [pid for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == child.pid]
+        written = any(p.name != "big.csv" and p.stat().st_size > 0 for p in tmp_path.iterdir())
+        if (moment == "while rows are written" and written) or (moment == "while the pool starts" and pool):
+            break
+        time.sleep(0.02)
+    os.killpg(child.pid, signal.SIGINT)
+    stderr = child.communicate(timeout=60)[1]  # also waits for every process that shares the stderr pipe
+    assert child.returncode == 130, stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr, stderr
+    assert stderr.rstrip().endswith("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pool) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pool if _alive(pid)]
+
+
 def _stat(pid: str) -> list[str]:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -35,6 +35,11 @@ def run_script(main) -> None:
         # now. Nothing is lost: every file is written atomically and the LLM cache commits each answer as it
         # arrives; threads still waiting on a server end with the process. A second Ctrl-C ends it at once.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if "multiprocessing" in sys.modules:
+            # what multiprocessing's own exit handler would have done: end a pool's processes and free its
+            # semaphores, which os._exit would leave to its resource tracker ("leaked semaphore objects")
+            from multiprocessing import util
+            util._exit_function()
         print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
