@@ -102,10 +102,11 @@ def can_run_gru(rnn: nn.Module, letters: torch.Tensor) -> bool:
 
 
 def _gru_tables(rnn: nn.GRU) -> list[dict]:
-    """Per direction: input rows [n_letters, 3H] (r and z with every bias; the n gate's 2 b_hn) and [n_letters, H]
-    (2 (W_in x + b_in)), and the recurrent weight [H, 3H] (r, z, 2 W_hn). Built on every call (a few small
-    products): a cache keyed on the weights' version counters went stale under the optimiser's in-place
-    updates, which do not all move them, and validation during training read old weights."""
+    """Per direction: input rows [n_letters, 4H] (r and z with every bias; the n gate's 2 b_hn; 2 (W_in x + b_in)),
+    so that one gather gives a step everything its letter adds, and the recurrent weight [H, 3H] (r, z, 2 W_hn).
+    Built on every call (a few small products): a cache keyed on the weights' version counters went stale under
+    the optimiser's in-place updates, which do not all move them, and validation during training read old
+    weights."""
     suffixes = [""] + (["_reverse"] if rnn.bidirectional else [])
     h, tables = rnn.hidden_size, []
     with torch.no_grad():
@@ -114,37 +115,46 @@ def _gru_tables(rnn: nn.GRU) -> list[dict]:
             b_ih, b_hh = getattr(rnn, f"bias_ih_l0{s}"), getattr(rnn, f"bias_hh_l0{s}")  # [3H]
             rows = w_ih.t() + b_ih  # [n_letters, 3H]
             tables.append({
-                "rows_h": torch.cat([rows[:, :2 * h] + b_hh[:2 * h], (2 * b_hh[2 * h:]).expand(len(rows), h)], 1),
-                "rows_n": (2 * rows[:, 2 * h:]).contiguous(),
+                "rows": torch.cat([rows[:, :2 * h] + b_hh[:2 * h], (2 * b_hh[2 * h:]).expand(len(rows), h),
+                                   2 * rows[:, 2 * h:]], 1).contiguous(),  # [n_letters, 4H]
                 "w_hh": torch.cat([w_hh[:2 * h], 2 * w_hh[2 * h:]]).t().contiguous()})  # [H, 3H]
     return tables
 
 
-def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch.Tensor) -> None:
-    """One step of the GRU for rows that read `letter` [R] from states `previous` [R, H]: the new states into `out`."""
+_MINUS_ONE = torch.tensor(-1.0)
+
+
+def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch.Tensor, buffer: torch.Tensor) -> None:
+    """One step of the GRU for rows that read `letter` [R] from states `previous` [R, H]: the new states into `out`.
+    `buffer` [>= R, 4H] is scratch space, reused from block to block: the product adds into the gathered rows in
+    place, and five element-wise passes follow (two sigmoids, the n gate's r-product and input, 2 s - 1, the lerp)."""
     h = previous.shape[1]
-    gates = torch.addmm(t["rows_h"].index_select(0, letter), previous, t["w_hh"])  # r, z before sigmoid; 2 (W_hn h + b_hn)
+    gates = torch.index_select(t["rows"], 0, letter, out=buffer[:len(letter)])  # [R, 4H]
+    gates[:, :3 * h].addmm_(previous, t["w_hh"])  # r, z before sigmoid; 2 (W_hn h + b_hn)
     rz = gates[:, :2 * h].sigmoid_()
-    n = gates[:, 2 * h:].mul_(rz[:, :h]).add_(t["rows_n"].index_select(0, letter))
-    n.sigmoid_().mul_(2).sub_(1)  # tanh(W_in x + b_in + r (W_hn h + b_hn)), as 2 sigmoid(2x) - 1
-    torch.lerp(n, previous, rz[:, h:], out=out)  # n + z (h - n)
+    n = gates[:, 3 * h:].addcmul_(rz[:, :h], gates[:, 2 * h:3 * h]).sigmoid_()  # 2 (W_in x + b_in + r (W_hn h + b_hn))
+    torch.add(_MINUS_ONE, n, alpha=2, out=n)  # tanh(x) as 2 sigmoid(2x) - 1, in one pass
+    torch.lerp(n, previous, rz[:, h:2 * h], out=out)  # n + z (h - n)
 
 
 def _gru_direction(t: dict, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The last state [N, H] of one direction over `letters` [N, T] in reading order, names sorted longest first
     (`lengths` [N], descending): level k of the trie holds the distinct first k letters of the names that long."""
-    n_letters, hidden = t["rows_n"].shape[0], t["w_hh"].shape[0]
+    n_letters, hidden = t["rows"].shape[0], t["w_hh"].shape[0]
     out = letters.new_empty(len(letters), hidden, dtype=torch.float32)
     alive = torch.bincount(lengths, minlength=letters.shape[1] + 2).flip(0).cumsum(0).flip(0).tolist()  # names >= k long
     node = letters.new_zeros(len(letters))  # each name's node at the level before; the root's state is 0
     states = out.new_zeros(1, hidden)
+    buffer, previous = out.new_empty(BLOCK, 4 * hidden), out.new_empty(BLOCK, hidden)  # reused by every block
     for k in range(int(lengths[0])):
         reading, longer = alive[k + 1], alive[k + 2]  # the names at least k + 1 long come first, those longer before them
         distinct, inverse = torch.unique(node[:reading] * n_letters + letters[:reading, k], return_inverse=True)
         parent, letter = distinct.div(n_letters, rounding_mode="floor"), distinct.remainder(n_letters)
         new = out.new_empty(len(distinct), hidden)  # the states of the distinct prefixes k + 1 long
         for i in range(0, len(distinct), BLOCK):
-            _gru_steps(t, letter[i:i + BLOCK], states.index_select(0, parent[i:i + BLOCK]), new[i:i + BLOCK])
+            rows = parent[i:i + BLOCK]
+            torch.index_select(states, 0, rows, out=previous[:len(rows)])
+            _gru_steps(t, letter[i:i + BLOCK], previous[:len(rows)], new[i:i + BLOCK], buffer)
         torch.index_select(new, 0, inverse[longer:reading], out=out[longer:reading])  # the names exactly k + 1 long
         node, states = inverse, new
     return out
