@@ -390,6 +390,12 @@ def test_the_ascii_shortcut_of_normalise_equals_the_full_path(text):
     assert bool(data_module._ASCII_LETTER.search(text)) == any(ch.isascii() and ch.isalpha() for ch in text)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(NAME_LIKE, st.text(st.sampled_from(ALPHABET + "-/1é"), max_size=20), st.text(max_size=20)))
+def test_unknown_chars_are_the_characters_outside_the_alphabet(text):
+    assert ALPHA.unknown_chars(text) == sorted(set(text) - set(ALPHABET))
+
+
 def test_numerals_other_than_ascii_digits_are_dropped_like_symbols():
     assert normalise("Ⅻ Smith½") == "Smith" and normalise("Louis XIV") == "Louis XIV"
     assert normalise("Smith\x07") == "Smith" and normalise("O'Brien-2") == "O'Brien-2"

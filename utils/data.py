@@ -220,6 +220,9 @@ class Alphabet:
         return len(self.letters) + 1
 
     def unknown_chars(self, text: str) -> list[str]:
+        """The distinct characters of `text` outside the alphabet, sorted."""
+        if not text.strip(self.letters):  # every character is a letter: the usual case, answered in C
+            return []
         return sorted({ch for ch in text if ch not in self._index})
 
     def encode(self, text: str) -> torch.Tensor:
