@@ -13,7 +13,9 @@
 Adds country, probability (country_2, probability_2, ... with --topk K) and error columns, as
 `predict.py --input` does, with the same Predictor (bulk/spark.py). The output is written by
 Spark's committer: a folder of part files that appears whole at the end (`_SUCCESS` marks it
-complete). --format csv reads and writes CSV with a header instead.
+complete). --format csv reads and writes CSV with a header instead, read as predict.py --input reads it
+(RFC 4180: "" escapes a quote, a quoted field may hold line breaks; a row with another number of fields
+than the header is not classified, and its error says so).
 """
 import argparse
 import os
@@ -21,6 +23,9 @@ import sys
 
 from utils.cli import add_model_arguments
 from utils.errors import UserError, run_script
+
+CSV_OPTIONS = {"header": "true", "escape": '"', "multiLine": "true"}  # as Python's csv module reads a file
+MALFORMED = "_surname_classifier_malformed_row"  # where Spark's CSV reader puts the text of a malformed row
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,6 +44,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.topk < 1 or args.batch_rows < 1:
         parser.error("--topk and --batch-rows must be at least 1")
     return args
+
+
+def read_csv(spark, path: str):
+    """The CSV's columns (every one text) and MALFORMED, which holds the raw text of a row whose number of fields
+    differs from the header's (null elsewhere): Spark would otherwise pad or cut such a row and classify it."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    header = spark.read.options(**CSV_OPTIONS).csv(path).schema  # without inferSchema, every column is a string
+    schema = StructType(header.fields + [StructField(MALFORMED, StringType())])
+    return (spark.read.options(**CSV_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=MALFORMED)
+            .schema(schema).csv(path))
 
 
 def main(argv=None) -> int:
@@ -60,17 +76,20 @@ def main(argv=None) -> int:
         builder = builder.master(args.master)
     spark = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows)).getOrCreate()
     try:
-        reader = spark.read.option("header", True) if args.format == "csv" else spark.read
         try:
-            df = reader.format(args.format).load(args.input)
+            df = read_csv(spark, args.input) if args.format == "csv" else spark.read.parquet(args.input)
         except AnalysisException as e:
             raise UserError(f"{args.input}: cannot read it as {args.format} ({str(e).splitlines()[0]})") from None
-        if args.column not in df.columns:
-            raise UserError(f"{args.input}: no column {args.column!r}; the columns are {', '.join(df.columns)}")
-        out = classify_dataframe(df, args.column, checkpoint, topk=args.topk, threads=args.threads)
+        columns = [c for c in df.columns if c != MALFORMED]
+        if args.column not in columns:
+            raise UserError(f"{args.input}: no column {args.column!r}; the columns are {', '.join(columns)}")
+        if args.format == "csv":  # Spark reads an empty field as null; a CSV has no nulls: it is an empty name
+            df = df.fillna("", subset=[args.column])
+        out = classify_dataframe(df, args.column, checkpoint, topk=args.topk, threads=args.threads,
+                                 malformed=MALFORMED if args.format == "csv" else None)
         writer = out.write.mode(args.mode)
         if args.format == "csv":
-            writer = writer.option("header", True)
+            writer = writer.options(header="true", escape='"')
         try:
             writer.format(args.format).save(args.output)
         except AnalysisException as e:

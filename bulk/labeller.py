@@ -32,6 +32,12 @@ def error_fields(topk: int, reason: str, text: bool = True) -> Fields:
     return (empty,) * (2 * topk) + (reason,)
 
 
+def wrong_width(fields: int, width: int) -> str:
+    """The error of a CSV row with another number of fields than its header: it is not classified (a field may
+    have slipped, so the name column may hold something else)."""
+    return f"row has {fields} fields, the header {width}: not classified"
+
+
 def compute_fields(predictor, names: list[str], topk: int, text: bool = True,
                    min_probability: float = 0.0) -> list[Fields]:
     """The output cells of each raw name, computed (no cache): one model call for the distinct normalised names.

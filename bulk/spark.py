@@ -10,12 +10,14 @@ broadcast; each executor's Python worker loads it once and keeps it, with a boun
 answers, for every task it runs. The project's own code (config, models, utils) is zipped and
 shipped with SparkContext.addPyFile, so executors need only its pip requirements installed.
 """
+import csv
 import hashlib
+import io
 import tempfile
 import zipfile
 from pathlib import Path
 
-from bulk.labeller import FieldCache, complete, compute_fields, output_columns
+from bulk.labeller import FieldCache, complete, compute_fields, error_fields, output_columns, wrong_width
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("config", "models", "utils", "bulk")
@@ -69,11 +71,14 @@ def _predictor_and_cache(key: str, broadcast, threads: int):
     return _loaded[key]
 
 
-def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads: int = 1):
+def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads: int = 1, malformed: str | None = None):
     """`df` with the output columns added (a lazy DataFrame: nothing runs until it is written or collected).
 
     A null, empty or letter-less name gets empty answers and the reason in `error`. `threads` are
-    the torch threads of each Python worker (1: Spark already runs one task per core).
+    the torch threads of each Python worker (1: Spark already runs one task per core). `malformed` names the
+    column where Spark's CSV reader put the text of each row whose number of fields differs from the header's
+    (its columnNameOfCorruptRecord): such a row is not classified, with the reason predict.py --input gives,
+    and the column is left out of the output.
     """
     import pyarrow as pa
 
@@ -85,9 +90,12 @@ def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads:
     ship_project_code(spark)
     data = Path(checkpoint_path).read_bytes()
     key, checkpoint = hashlib.sha256(data).hexdigest(), spark.sparkContext.broadcast(data)
-    schema = output_schema(df.schema, topk)
+    width = len(df.columns) - (malformed is not None)
+    if malformed is not None:
+        df = df.select(*(c for c in df.columns if c != malformed), malformed)  # last, so it is easy to leave out
+    schema = output_schema(df.drop(malformed).schema if malformed else df.schema, topk)
     added = [pa.field(f.name, pa.float64() if f.name.startswith("probability") else pa.string())
-             for f in schema.fields[len(df.schema.fields):]]
+             for f in schema.fields[width:]]
 
     def classify_batches(batches):
         predictor, cache = _predictor_and_cache(key, checkpoint, threads)
@@ -95,8 +103,16 @@ def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads:
             names = batch.column(column).cast(pa.string()).to_pylist()  # None for a null
             found, missing = cache.lookup(names)
             computed = compute_fields(predictor, missing, topk, text=False) if missing else []
-            cells = list(zip(*complete(found, names, missing, computed, cache))) or [[] for _ in added]
-            arrays = batch.columns + [pa.array(list(c), type=f.type) for c, f in zip(cells, added)]
+            fields = complete(found, names, missing, computed, cache)
+            columns = batch.columns
+            if malformed is not None:
+                columns = columns[:-1]
+                for i, row in enumerate(batch.column(malformed).to_pylist()):
+                    if row is not None:
+                        fields[i] = error_fields(topk, wrong_width(len(next(csv.reader(io.StringIO(row)))), width),
+                                                 text=False)
+            cells = list(zip(*fields)) or [[] for _ in added]
+            arrays = columns + [pa.array(list(c), type=f.type) for c, f in zip(cells, added)]
             yield pa.RecordBatch.from_arrays(arrays, names=schema.names)
 
     return df.mapInArrow(classify_batches, schema)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from utils.errors import UserError
 from utils.files import cannot_write, check_target, file_mode
-from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns, warm_up
+from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns, warm_up, wrong_width
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET = (".parquet", ".pq")
@@ -366,7 +366,7 @@ def _csv_chunks(reader, width: int, index: int, chunk_rows: int):
                 names.append(row[index])
                 continue
             names.append(None)
-            malformed[i] = f"row has {len(row)} fields, the header {width}: not classified"
+            malformed[i] = wrong_width(len(row), width)
             chunk[i] = (row + [""] * width)[:width]
         yield (chunk, malformed), names
 

@@ -75,3 +75,33 @@ def test_spark_predict_reads_and_writes_parquet(spark, tiny_checkpoint, tmp_path
     assert sorted(rows) == [i for i, _, _ in ROWS] and rows[4]["error"] == "name '123' has no letters"
     assert rows[1]["country"] == rows[6]["country"] and rows[1]["probability"] > 0
 
+
+
+def test_spark_predict_csv_answers_each_row_as_predict_py(spark, tiny_checkpoint, tmp_path):
+    """The same CSV through spark_predict.py --format csv and predict.py --input: the same answer and the same
+    error for every row, a row with too few or too many fields included (Spark alone would pad or cut it)."""
+    text = ('id,surname,note\n1,Nakamura,"Tokyo, Japan"\n2,,empty\n3,123,digits only\n'
+            '4,"O\'Brien ""Jr""","two\nlines"\n5,Müller,"say ""hi"""\n6,Ivanov\n7,Smith,a,b\n8,Tanaka,last\n')
+    (tmp_path / "in.csv").write_text(text, encoding="utf-8")
+    result = run_script("predict.py", "--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
+                        str(tmp_path / "predict.csv"), "--checkpoint", str(tiny_checkpoint))
+    assert result.returncode == 0, result.stderr
+    result = run_script("spark_predict.py", "--input", str(tmp_path / "in.csv"), "--column", "surname",
+                        "--output", str(tmp_path / "spark"), "--format", "csv", "--checkpoint",
+                        str(tiny_checkpoint), "--master", "local[2]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "predict.csv", encoding="utf-8", newline="") as f:
+        expected = {row["id"]: row for row in csv.DictReader(f)}
+    got = {}
+    for part in sorted((tmp_path / "spark").glob("part-*.csv")):
+        with open(part, encoding="utf-8", newline="") as f:
+            got.update((row["id"], row) for row in csv.DictReader(f))
+    assert sorted(got) == sorted(expected) == [str(i) for i in range(1, 9)]
+    assert list(next(iter(got.values()))) == ["id", "surname", "note", "country", "probability", "error"]
+    for i in expected:
+        assert (got[i]["surname"], got[i]["error"], got[i]["country"]) == \
+               (expected[i]["surname"], expected[i]["error"], expected[i]["country"]), i
+        if expected[i]["probability"]:
+            assert float(got[i]["probability"]) == pytest.approx(float(expected[i]["probability"]), abs=1e-6)
+    assert expected["6"]["error"] == "row has 2 fields, the header 3: not classified"
+    assert expected["7"]["error"] == "row has 4 fields, the header 3: not classified"
