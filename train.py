@@ -77,6 +77,11 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
         parser.error(f"--model {too_big[0][0]} with these sizes has {too_big[0][1]:,} parameters; at most "
                      f"{MAX_PARAMETERS:,} fit in memory with the optimiser's state (lower --hidden-size, --num-layers, "
                      "--n-embd or --n-layer)")
+    needed, available = max(training_memory(part, cfg) for part in parts), available_memory()  # members train in turn
+    if available is not None and needed > available:
+        parser.error(f"--model {cfg.model} with these sizes needs about {needed / 1e9:,.1f} GB to train (parameters, "
+                     f"the optimiser's state and a batch's activations); this machine has {available / 1e9:,.1f} GB "
+                     "available (lower --batch-size, --hidden-size, --num-layers, --n-embd or --n-layer)")
     return cfg, None
 
 
@@ -98,6 +103,34 @@ def parameter_count(family: str, cfg: TrainConfig) -> int:
     with torch.device("meta"):
         model = build_model(family, asdict(model_args(family, cfg, ALPHABET, 2)))
     return sum(p.numel() for p in model.parameters())
+
+
+PLANNING_LENGTH = 12  # letters of a full batch's names: a batch holds names of one length, and longer ones are too
+                      # few to fill one (for batch 4096, hidden 512 the estimate says 1.0 GB; the process peaked at 0.55)
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def training_memory(family: str, cfg: TrainConfig) -> int:
+    """Bytes a training step of `family` needs, roughly: the parameters four times over (weights, gradient and
+    Adam's two moments, float32) and the activations the backward pass keeps for a full batch (for a
+    recurrent layer its gates and states at every letter; for a transformer block its attention and MLP)."""
+    if family == "ngram":  # counted, not trained: its tables are sized by the data, a few MB
+        return 0
+    if family in GATES:
+        per_letter = cfg.num_layers * (1 + cfg.bidirectional) * cfg.hidden_size * (GATES[family] + 2)
+    else:
+        per_letter = cfg.n_layer * (20 * cfg.n_embd + 2 * cfg.n_head * PLANNING_LENGTH)
+    return 16 * parameter_count(family, cfg) + 4 * cfg.batch_size * PLANNING_LENGTH * per_letter
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new process now (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def resumed_config(parser, cfg: TrainConfig, resume: str, argv) -> tuple[TrainConfig, Path]:

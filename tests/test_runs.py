@@ -7,7 +7,7 @@ import train
 import utils.training
 from models import checkpoint as ckpt
 from tests.conftest import TINY_FRACTIONS, write_tiny
-from utils.errors import UserError
+from utils.errors import DataError, UserError
 
 SMALL = ("--epochs", "2", "--batch-size", "8", "--hidden-size", "8", "--no-feminine-forms", *TINY_FRACTIONS)
 
@@ -90,6 +90,17 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_publishes_nothing(tmp_path, m
     assert not list(save.glob("*_best.bin")) and not (save / "latest").exists()
 
 
+def test_training_memory_is_checked_against_this_machine(tmp_path, capsys, monkeypatch):
+    """The default sizes need about 0.02 GB: refused where the machine has less; where it has more, the run goes on
+    (to find that its data file is missing)."""
+    for available, refused in ((10_000_000, True), (300_000_000, False)):
+        monkeypatch.setattr(train, "available_memory", lambda: available)
+        with pytest.raises(SystemExit if refused else DataError):
+            train.main(["--data", str(tmp_path / "nowhere.tsv"), "--save-dir", str(tmp_path / "s")])
+        err = capsys.readouterr().err
+        assert ("needs about 0.0 GB to train" in err and "has 0.0 GB available" in err) is refused, err
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--lr", "inf"], "--lr must be between"),
     (["--lr", "nan"], "--lr must be between"),
@@ -107,6 +118,8 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_publishes_nothing(tmp_path, m
     (["--model", "gru", "--num-layers", "1000000"], "--num-layers must be between"),
     (["--model", "gru", "--num-layers", "64", "--hidden-size", "4096"], "parameters; at most 100,000,000"),
     (["--model", "transformer", "--n-layer", "256", "--n-embd", "8192"], "parameters; at most 100,000,000"),
+    # few parameters, but a batch's activations need about 65 GB: more than a machine that runs these tests has
+    (["--model", "gru", "--hidden-size", "2048", "--batch-size", "65536"], "GB available (lower --batch-size"),
 ])
 def test_every_numeric_flag_has_a_range(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as e:
