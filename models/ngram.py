@@ -235,7 +235,7 @@ class NgramModel(nn.Module):
             next    [R, |W|]    each context's m-gram row for each symbol w (column `column[w]`)
             direct  [base^(d-1)] the context row of every possible context of order d (<= DIRECT entries)
             searched            per order above d: (m, its contexts sorted, the row of the first)."""
-        n, countries, device = self.args.order, self.args.n_countries, self.log_prior.device
+        countries, device = self.args.n_countries, self.log_prior.device
         country = torch.arange(countries, device=device)
         outcomes = sorted(set(self.fold.tolist())) + [self.eos]  # W, one column each
         column = torch.zeros(self.base, dtype=torch.long, device=device)
