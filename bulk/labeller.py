@@ -10,6 +10,7 @@ import operator
 from collections.abc import Iterable
 from itertools import compress
 
+from models.predictor import cyclic_gc_paused
 from utils.errors import InvalidNameError
 from utils.data import check_name
 
@@ -46,6 +47,11 @@ def compute_fields(predictor, names: list[str], topk: int, text: bool = True,
     gives Python values (float probabilities, None for none) for Parquet and Spark. A name whose top
     probability is below `min_probability` gets the country "unknown" (its probabilities kept).
     """
+    with cyclic_gc_paused():  # a table run has it off already; Spark's executors have not
+        return _compute_fields(predictor, names, topk, text, min_probability)
+
+
+def _compute_fields(predictor, names: list[str], topk: int, text: bool, min_probability: float) -> list[Fields]:
     k = min(topk, len(predictor.countries))
     fields: list[Fields | None] = [None] * len(names)
     rows_of: dict[str, list[int]] = {}  # normalised name -> the rows that read as it
