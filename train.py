@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from config.config import ALPHABET, PRESET_SETTINGS, TrainConfig
+from utils.cli import MAX_THREADS
 from utils.errors import UserError, run_script
 
 
@@ -89,7 +90,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
 RANGES = {"epochs": (1, 100_000), "batch_size": (1, 1 << 16), "hidden_size": (1, 8192), "num_layers": (1, 64),
           "ngram_order": (1, 10), "n_layer": (1, 256), "n_head": (1, 256), "n_embd": (1, 8192), "lr": (1e-12, 10.0),
           "dropout": (0.0, 1.0), "letter_dropout": (0.0, 1.0), "balance_power": (0.0, 10.0),
-          "posthoc_adjust": (0.0, 1.0), "seed": (0, 2 ** 32 - 1), "threads": (0, 256), "max_steps": (0, 10 ** 12),
+          "posthoc_adjust": (0.0, 1.0), "seed": (0, 2 ** 32 - 1), "threads": (0, MAX_THREADS), "max_steps": (0, 10 ** 12),
           "log_every": (1, 10 ** 12), "val_fraction": (0.0, 0.5), "test_fraction": (0.0, 0.5)}
 MAX_PARAMETERS = 100_000_000  # a family's trainable size: 1.6 GB in float32 with Adam's two moments and the gradient
 

@@ -8,10 +8,13 @@ from pathlib import Path
 DEFAULT_CHECKPOINT = "the newest finished run's best checkpoint in save_model/"
 
 
-def non_negative(text: str) -> int:
+MAX_THREADS = 256  # torch's CPU thread pool; far more crashes the process (100,000: a segmentation fault)
+
+
+def thread_count(text: str) -> int:
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {text}")
+    if not 0 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_THREADS}, not {text}")
     return value
 
 
@@ -33,5 +36,5 @@ def add_model_arguments(parser: argparse.ArgumentParser, several: bool = True, p
     if device:
         parser.add_argument("--device", default="cpu", help="torch device to run the model on: cpu, cuda, cuda:1, mps "
                                                             "or auto (default: cpu)")
-    parser.add_argument("--threads", type=non_negative, default=1,
+    parser.add_argument("--threads", type=thread_count, default=1,
                         help="CPU threads for torch in each process running the model (default: 1; 0: torch's choice)")
