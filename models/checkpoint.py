@@ -222,8 +222,10 @@ def publish(save_dir: str | Path, model: str, payload: dict) -> Path:
 
 
 def default_checkpoint(save_dir: str | Path | None = None) -> Path:
-    """The best checkpoint of the newest finished run: the one <save_dir>/latest names, else the newest finished
-    <model>_classification_best.bin (an interrupted run's is never the default). save_dir: SAVE_DIR unless given."""
+    """The best checkpoint of the newest finished run: the one <save_dir>/latest names (CheckpointError if it is
+    missing, damaged or unfinished), else, without a latest file naming a best file of the folder, the newest
+    finished <model>_classification_best.bin (an interrupted run's is never the default). save_dir: SAVE_DIR
+    unless given."""
     return load_default(save_dir)[0]
 
 
@@ -235,9 +237,20 @@ def load_default(save_dir: str | Path | None = None) -> tuple[Path, dict]:
         pointed = save_dir / (save_dir / LATEST).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         pointed = None
+    if pointed is not None and pointed.name.endswith(BEST_SUFFIX) and pointed.parent == save_dir:
+        # the published model, and no other: answering with an older one instead would be a silent wrong model
+        try:
+            payload = load(pointed)
+        except CheckpointError as e:
+            raise CheckpointError(f"{save_dir / LATEST} names {pointed.name}, which cannot be used ({e}); train "
+                                  "again, or pass --checkpoint") from None
+        if not payload.get("finished"):
+            raise CheckpointError(f"{save_dir / LATEST} names {pointed.name}, which is from a run that had not "
+                                  "finished; train again, or pass --checkpoint")
+        return pointed, payload
+    # no usable pointer (a save folder from before run folders): the newest finished best file
     newest_first = sorted(save_dir.glob(f"*{BEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
-    named = pointed is not None and pointed.name.endswith(BEST_SUFFIX) and pointed.parent == save_dir
-    for path in ([pointed] if named else []) + [p for p in newest_first if p != pointed]:
+    for path in newest_first:
         try:
             payload = load(path)
             if payload.get("finished"):

@@ -226,3 +226,20 @@ def test_a_mix_with_a_huge_member_list_is_refused_before_any_member_is_built(han
         bad = {**crafted, "model_args": {**crafted["model_args"], "members": members, "weights": weights}}
         with pytest.raises(CheckpointError, match=message):
             ckpt.validate(bad, "crafted")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: path.write_bytes(path.read_bytes()[:1000]), "which cannot be used"),
+    (lambda path: path.unlink(), "which cannot be used"),
+    (lambda path: ckpt.save({**torch.load(path, weights_only=True), "finished": False}, path),
+     "which is from a run that had not finished"),
+])
+def test_a_published_model_that_cannot_be_used_is_an_error_not_an_older_model(hand_checkpoint, tmp_path, damage,
+                                                                              message):
+    save_dir, good = tmp_path / "save", payload_of(hand_checkpoint)
+    older = ckpt.publish(save_dir, "rnn", good)
+    newer = ckpt.publish(save_dir, "gru", good)
+    os.utime(older, (2e9, 2e9))  # the older run's file is even the newest by time
+    damage(newer)
+    with pytest.raises(CheckpointError, match=f"latest names gru_classification_best.bin, {message}.*--checkpoint"):
+        ckpt.load_default(save_dir)
