@@ -66,6 +66,8 @@ def test_a_checkpoint_with_huge_sizes_is_refused_before_anything_is_allocated(ti
     (["-"], "x" * 1_000_000 + "\n", "at most"),  # a million characters (stdin: too long for an argument)
     (["-"], "closed", "stdin"),  # `<&-`: no sys.stdin (a real process: the next test)
     (["Smith", "--device", "cuda"], None, "cuda"),
+    (["Smith", "--device", "vulkan"], None, "not a device these models run on"),
+    (["Smith", "--device", "meta"], None, "not a device these models run on"),
     (["Smith", "--checkpoint", "/nonexistent/model.bin"], None, "no checkpoint"),
     (["Smith", "--prior", "/nonexistent/prior.json"], None, "prior"),
 ])

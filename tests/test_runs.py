@@ -127,3 +127,11 @@ def test_every_numeric_flag_has_a_range(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("device", ["meta", "vulkan"])
+def test_a_device_these_models_cannot_run_on_is_one_line_and_no_run_folder(tmp_path, device):
+    data = write_tiny(tmp_path / "tiny.tsv")
+    with pytest.raises(UserError, match=f"--device {device}: not a device these models run on"):
+        train.main(["--data", str(data), "--save-dir", str(tmp_path / "s"), "--device", device])
+    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").rglob("*"))

@@ -25,8 +25,12 @@ def pick_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"--device {name}: not a torch device (cpu, cuda, cuda:1, mps)") from None
+    if device.type not in ("cpu", "cuda", "mps"):  # torch names more (meta, vulkan, xla) that cannot run these models
+        raise UserError(f"--device {name}: not a device these models run on (cpu, cuda, cuda:1, mps)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: no CUDA device here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UserError(f"--device {name}: no MPS device here")
     return device
