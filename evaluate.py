@@ -178,12 +178,14 @@ def main(argv=None) -> int:
     from models.checkpoint import write_text  # after argument errors are out of the way: these load torch
     from models.inference import model_from_args
     from utils.data import SurnameData
+    from utils.files import output_folder
     from utils.metrics import evaluation_report, report_markdown
     from utils.plot import plot_confusion, plot_reliability, plot_risk_coverage
 
     model = model_from_args(args)
     paths, predictor, countries = model.paths, model.predictor, model.predictor.countries
     checkpoint_path, checkpoint = paths[0], model.payloads[0]  # the test split is the first's
+    out = None if args.domains else output_folder(args.out or Path(checkpoint_path).parent)  # before the work
     try:  # the training data: the test split, and the countries it files each name under
         data_set = SurnameData.from_record(checkpoint["data"], args.split_data)
     except DataError as e:
@@ -227,8 +229,6 @@ def main(argv=None) -> int:
     if args.backend == "llm":
         report["side_by_side"] = llm_side_by_side(args, checkpoint, normalised, truth, predicted, rnn_seconds)
 
-    out = args.out or Path(checkpoint_path).parent
-    out.mkdir(parents=True, exist_ok=True)
     stem = out / (Path(checkpoint_path).stem + (f"_and_{len(paths) - 1}_more" if len(paths) > 1 else "") + f"_eval_{tag}")
     title = f"{Path(checkpoint_path).name} on the {about['set']} ({about['data']})"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")

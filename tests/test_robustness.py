@@ -273,3 +273,26 @@ def test_predicting_any_text_gives_a_known_country_or_a_clear_refusal(tiny_predi
         else:
             assert prediction.country in tiny_predictor.countries
             assert all(0 <= p <= 1 for _, p in prediction.top)
+
+
+@pytest.mark.parametrize("kind", ["file", "link", "device", "unwritable"])
+def test_evaluate_out_that_is_no_writable_folder_is_one_line_before_the_work(kind, tiny_checkpoint, tmp_path, capsys,
+                                                                             monkeypatch):
+    import evaluate
+
+    out = {"file": tmp_path / "t.csv", "link": tmp_path / "link", "device": Path("/dev/null"),
+           "unwritable": tmp_path / "ro" / "ev"}[kind]
+    if kind == "file":
+        out.write_text("kept")
+    elif kind == "link":
+        out.symlink_to(tmp_path / "t.csv")
+    elif kind == "unwritable":  # what a read-only mount answers, even to root
+        def refuse(self, *args, **kwargs):
+            raise OSError(30, "Read-only file system")
+        monkeypatch.setattr(Path, "mkdir", refuse)
+    monkeypatch.setattr(evaluate, "test_split_rows", lambda *a: pytest.fail("evaluated before checking --out"))
+    line = one_line_in_process(evaluate.main, ["--checkpoint", str(tiny_checkpoint), "--out", str(out)], capsys)
+    expected = {"file": "is a file, not a folder", "link": "is a symbolic link, not a folder",
+                "device": "is a device, not a folder", "unwritable": "(Read-only file system)"}[kind]
+    assert expected in line
+    assert kind != "file" or out.read_text() == "kept"

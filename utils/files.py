@@ -1,6 +1,7 @@
 """Where the project may write a file: only over a regular file or where none is, and every refusal one line.
 
     check_target(path)       # UserError unless `path` is absent or a regular file in a folder we can write
+    output_folder(path)      # the folder, made if missing; UserError unless it is (or can be) a folder we can write
     write_atomic(path, write)  # write(binary file) to a temp file beside `path`, then rename it over `path`
 """
 import os
@@ -27,6 +28,22 @@ def check_target(path: str | Path) -> Path:
     for test, kind in KINDS.items():
         if test(mode):
             raise UserError(f"{path} is {kind}, not a regular file: refusing to replace it; write to a file")
+    return path
+
+
+def output_folder(path: str | Path) -> Path:
+    """`path` as a folder to write files into, made if missing: UserError (one line) if something else is there
+    (a file, a link, a device) or it cannot be made or written."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        kind = next((kind for test, kind in KINDS.items() if test(os.lstat(path).st_mode)), "a file")
+        raise UserError(f"{path} is {kind}, not a folder: name a folder for the output")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise cannot_write(path, e) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise cannot_write(path, PermissionError(13, "Permission denied"))
     return path
 
 
