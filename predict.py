@@ -111,10 +111,6 @@ def main(argv=None) -> int:
     from models.inference import model_from_args
 
     predictor = model_from_args(args).predictor
-    for member in predictor.members:
-        if not member.finished:
-            print(f"warning: {member.path} is from a run that had not finished (not calibrated, no test score); "
-                  "its answers may be poor", file=sys.stderr)
     if args.input is not None:
         return predict_table(args, predictor)
     valid, failed = classifiable(names)

@@ -26,6 +26,13 @@ def read_checkpoints(paths: list[str | Path] | None) -> list[tuple[Path, dict]]:
     return [(Path(path), ckpt.load(path)) for path in paths]
 
 
+def warn_if_unfinished(path: Path, payload: dict) -> None:
+    """A line on stderr when a checkpoint is an epoch, best-so-far or resume file of a run that had not finished."""
+    if not payload.get("finished"):
+        print(f"warning: {path} is from a run that had not finished (not calibrated, no test score); "
+              "its answers may be poor", file=sys.stderr)
+
+
 def set_threads(threads: int) -> None:
     """torch's CPU threads in this process (0: leave torch's choice)."""
     if threads:
@@ -49,6 +56,8 @@ def load_model(paths: list[str | Path] | None, device: str = "cpu", prior: str |
     loaded = read_checkpoints(paths)
     if announce:
         print("model: " + " + ".join(str(path) for path, _ in loaded), file=sys.stderr)
+        for path, payload in loaded:
+            warn_if_unfinished(path, payload)
     predictor = Predictor.from_payloads(loaded, device=device)
     if prior is not None:
         predictor.set_prior(read_prior(prior, predictor.countries, predictor.members[0].train_prior))

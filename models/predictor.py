@@ -65,7 +65,6 @@ class Member:
     seen: dict[str, list[str]]  # normalised training name -> the countries the data files it under
     path: str
     shift: torch.Tensor | None = None  # [n_countries], log of the user's mix over the training mix
-    finished: bool = True  # False for an epoch, best-so-far or resume file of a run that had not finished
 
     @classmethod
     def from_payload(cls, payload: dict, path: str | Path, device: str = "cpu") -> "Member":
@@ -74,7 +73,7 @@ class Member:
         return cls(model, Alphabet(payload["alphabet"]), torch.tensor(payload["logit_offset"]),
                    payload["temperature"], torch.tensor(payload["train_prior"]),
                    torch.tensor(payload.get("assumed_prior", payload["train_prior"])), payload.get("seen", {}),
-                   str(path), finished=bool(payload.get("finished")))
+                   str(path))
 
     def log_probabilities(self, letters: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         logits = self.model(letters, lengths).float().cpu() + self.offset  # [B, n_countries]

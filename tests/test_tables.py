@@ -363,7 +363,7 @@ def test_a_huge_field_is_one_rows_error_and_a_duplicated_column_is_refused(tmp_p
     assert not (tmp_path / "dup_out.csv").exists()
 
 
-def test_an_unfinished_checkpoint_answers_with_a_warning(tmp_path, hand_checkpoint, capsys):
+def test_an_unfinished_checkpoint_answers_with_a_warning(tmp_path, hand_checkpoint, tiny_tsv, capsys):
     from models import checkpoint as ckpt
 
     payload = {k: v for k, v in ckpt.load(hand_checkpoint).items() if k != "format"}
@@ -373,6 +373,10 @@ def test_an_unfinished_checkpoint_answers_with_a_warning(tmp_path, hand_checkpoi
     assert f"warning: {unfinished} is from a run that had not finished" in err
     assert run_predict(["Tanaka", "--checkpoint", str(hand_checkpoint)]) == 0
     assert "warning" not in capsys.readouterr().err
+    import evaluate  # and every other script that loads a model through models.inference
+
+    evaluate.main(["--checkpoint", str(unfinished), "--data", str(tiny_tsv), "--out", str(tmp_path), "--json"])
+    assert f"warning: {unfinished} is from a run that had not finished" in capsys.readouterr().err
 
 
 def test_a_dash_reads_the_table_from_stdin_and_writes_it_to_stdout(tmp_path, hand_checkpoint, monkeypatch, capsys):
