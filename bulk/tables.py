@@ -33,7 +33,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.files import cannot_write, check_target, file_mode
+from utils.files import KINDS, cannot_write, check_target, file_mode
 from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns, warm_up, wrong_width
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -208,8 +208,15 @@ def _alive(pid: int) -> bool:
 
 
 def _check_paths(input_path: Path, output_path: Path, column: str) -> None:
-    if not input_path.is_file():
+    if not input_path.exists():
         raise UserError(f"{input_path}: no such file")
+    if not input_path.is_file():  # a folder, or a FIFO: the table is read twice (its delimiter sniffed first)
+        kind = next((kind for test, kind in KINDS.items() if test(input_path.stat().st_mode)), "not a file")
+        raise UserError(f"{input_path} is {kind}, not a regular file; name a file, or pipe the table in with --input -")
+    try:
+        open(input_path, "rb").close()
+    except OSError as e:
+        raise UserError(f"cannot read {input_path} ({e.strerror})") from None
     if not output_path.parent.is_dir():
         raise UserError(f"{output_path.parent}: no such folder for the output")
     if output_path.exists() and output_path.resolve() == input_path.resolve():

@@ -391,3 +391,29 @@ def test_a_dash_reads_the_table_from_stdin_and_writes_it_to_stdout(tmp_path, han
     assert lines[0] == ["id", "surname", "country", "probability", "error"]
     assert [row[:3] for row in lines[1:]] == [["1", "Tanaka", "Japanese"], ["2", "Ivanov", "Russian"]]
     assert "\n-: 2 rows, 2 classified" in out.err and not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "unreadable"])
+def test_an_input_that_is_no_readable_file_is_named_so(tmp_path, hand_checkpoint, monkeypatch, kind):
+    source = tmp_path / "in.csv"
+    if kind == "folder":
+        source.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(source)
+    else:  # what a file the user may not read answers (root reads any: the refusal is made here)
+        source.write_text("surname\nTanaka\n", encoding="utf-8")
+        real_open = open
+
+        def refuse(path, *args, **kwargs):
+            if str(path) == str(source):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            return real_open(path, *args, **kwargs)
+        monkeypatch.setattr("builtins.open", refuse)
+    code = run_predict(["--input", str(source), "--column", "surname", "--output", str(tmp_path / "out.csv"),
+                        "--checkpoint", str(hand_checkpoint)])
+    assert code == {"folder": f"error: {source} is a folder, not a regular file; name a file, or pipe the table in "
+                              "with --input -",
+                    "fifo": f"error: {source} is a FIFO, not a regular file; name a file, or pipe the table in with "
+                            "--input -",
+                    "unreadable": f"error: cannot read {source} (Permission denied)"}[kind]
+    assert not (tmp_path / "out.csv").exists()
