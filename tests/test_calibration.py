@@ -76,6 +76,7 @@ def test_prior_files_in_json_and_tsv_and_their_errors(tmp_path):
     (b'\xff\xfe{\x00}\x00', "not UTF-8 text"),
     (b"[" * 100_000, "expected a JSON object"),
     (b'[1, 2]', "expected a JSON object of country: share"),
+    (b'{"Spanish": 1, "Spanish": 5}', "Spanish given more than once; give each country one share"),
 ])
 def test_a_prior_is_finite_shares_or_one_line(tmp_path, content, expected):
     (tmp_path / "prior.json").write_bytes(content)
@@ -86,6 +87,12 @@ def test_a_prior_is_finite_shares_or_one_line(tmp_path, content, expected):
     else:
         prior = read_prior(str(tmp_path / "prior.json"), ["English", "Japanese", "Spanish"], None)
         assert prior.tolist() == pytest.approx(expected)
+
+
+def test_a_country_twice_in_a_tsv_prior_is_refused(tmp_path):
+    (tmp_path / "prior.tsv").write_text("Spanish\t1\nEnglish\t1\nSpanish\t2\n", encoding="utf-8")
+    with pytest.raises(UserError, match="Spanish given more than once"):
+        read_prior(str(tmp_path / "prior.tsv"), ["English", "Japanese", "Spanish"], None)
 
 
 def test_nan_and_infinity_in_a_tsv_prior_are_refused(tmp_path):

@@ -11,6 +11,7 @@ adds the offset to the logits and, for a user's prior, the shift to the log-prob
 """
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -70,13 +71,17 @@ def read_prior(spec: str, countries: list[str], data_prior) -> torch.Tensor | No
     if len(text) > MAX_PRIOR_BYTES:
         raise UserError(f"{path}: larger than {MAX_PRIOR_BYTES:,} bytes; a prior is one share per country")
     try:
-        shares = json.loads(text) if path.suffix.lower() == ".json" else {
-            country.strip(): float(share) for country, share in
-            (line.split("\t") for line in text.splitlines() if line.strip())}
+        pairs = json.loads(text, object_pairs_hook=list) if path.suffix.lower() == ".json" else [
+            (country.strip(), float(share)) for country, share in
+            (line.split("\t") for line in text.splitlines() if line.strip())]
     except (ValueError, RecursionError):  # RecursionError: nesting too deep for the parser
         raise UserError(f"{path}: expected a JSON object or country<TAB>share lines") from None
-    if not isinstance(shares, dict):
+    if not isinstance(pairs, list) or not all(isinstance(pair, tuple) for pair in pairs):  # each object: a list
         raise UserError(f"{path}: expected a JSON object of country: share")
+    shares = dict(pairs)
+    if len(shares) < len(pairs):  # which share was meant? the last would win without a word
+        twice = sorted(country for country, n in Counter(country for country, _ in pairs).items() if n > 1)
+        raise UserError(f"{path}: {', '.join(twice[:10])[:500]} given more than once; give each country one share")
     unknown = sorted(set(shares) - set(countries))
     if unknown:
         raise UserError(f"{path}: countries the model does not know: {', '.join(unknown[:10])[:500]}")
