@@ -13,11 +13,13 @@ shipped with SparkContext.addPyFile, so executors need only its pip requirements
 import csv
 import hashlib
 import io
+import re
 import tempfile
 import zipfile
 from pathlib import Path
 
 from bulk.labeller import FieldCache, complete, compute_fields, error_fields, output_columns, wrong_width
+from utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("config", "models", "utils", "bulk")
@@ -50,10 +52,46 @@ def output_schema(schema, topk: int):
 
     taken = sorted(set(schema.names) & set(output_columns(topk)))
     if taken:
-        raise ValueError(f"the DataFrame already has column(s) {', '.join(taken)}, which the output adds")
+        raise ValueError(f"already has column(s) {', '.join(taken)}, which the output adds; rename them")
     added = [StructField(name, DoubleType() if name.startswith("probability") else StringType(), True)
              for name in output_columns(topk)]
     return StructType(list(schema.fields) + added)
+
+
+def nested_type(df, column: str) -> str | None:
+    """The Spark type of `column` (e.g. array<string>) when it holds lists, structs or maps, not one value a row;
+    None for a column of single values (text, binary, numbers: each read as text)."""
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    kind = df.schema[column].dataType
+    nested = (ArrayType, MapType, StructType)
+    try:
+        from pyspark.sql.types import VariantType  # Spark 4: any JSON-like value
+        nested += (VariantType,)
+    except ImportError:
+        pass
+    return kind.simpleString() if isinstance(kind, nested) else None
+
+
+def worker_error(error: BaseException) -> str | None:
+    """The message of the UserError a Python worker raised, read from the failed job's error on the driver
+    (a PythonException, or a Py4JJavaError with older Spark: the worker's traceback is in its text); None if
+    the job failed for another reason."""
+    found = re.findall(r"^(?:utils\.errors\.)?UserError: (.+)$", str(error), flags=re.MULTILINE)
+    return found[-1].strip() if found else None
+
+
+def _names(batch, column: str) -> list[str | None]:
+    """The batch's names as text, None for a null. UserError (its message ends up on the driver, in the failed
+    job's error) for bytes that are not UTF-8, worded as bulk/tables.py words it."""
+    import pyarrow as pa
+
+    try:
+        return batch.column(column).cast(pa.string()).to_pylist()
+    except pa.ArrowException as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"column {column!r} cannot be read as text ({reason}); store the names as UTF-8 strings") \
+            from None
 
 
 def _predictor_and_cache(key: str, broadcast, threads: int):
@@ -74,7 +112,9 @@ def _predictor_and_cache(key: str, broadcast, threads: int):
 def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads: int = 1, malformed: str | None = None):
     """`df` with the output columns added (a lazy DataFrame: nothing runs until it is written or collected).
 
-    A null, empty or letter-less name gets empty answers and the reason in `error`. `threads` are
+    ValueError for a missing `column`, one of lists, structs or maps, or an output column `df` already has.
+    A null, empty or letter-less name gets empty answers and the reason in `error`; bytes that are not UTF-8 fail
+    the job with a UserError (in the job's error: `worker_error` finds it). `threads` are
     the torch threads of each Python worker (1: Spark already runs one task per core). `malformed` names the
     column where Spark's CSV reader put the text of each row whose number of fields differs from the header's
     (its columnNameOfCorruptRecord): such a row is not classified, with the reason predict.py --input gives,
@@ -86,6 +126,9 @@ def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads:
         raise ValueError(f"no column {column!r}; the columns are {', '.join(df.columns)}")
     if topk < 1:
         raise ValueError("topk must be at least 1")
+    kind = nested_type(df, column)
+    if kind is not None:
+        raise ValueError(f"column {column!r} holds {kind} values, not one name a row; pick a text column")
     spark = df.sparkSession
     ship_project_code(spark)
     data = Path(checkpoint_path).read_bytes()
@@ -100,7 +143,7 @@ def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads:
     def classify_batches(batches):
         predictor, cache = _predictor_and_cache(key, checkpoint, threads)
         for batch in batches:
-            names = batch.column(column).cast(pa.string()).to_pylist()  # None for a null
+            names = _names(batch, column)  # None for a null
             found, missing = cache.lookup(names)
             computed = compute_fields(predictor, missing, topk, text=False) if missing else []
             fields = complete(found, names, missing, computed, cache)
