@@ -105,3 +105,89 @@ def test_spark_predict_csv_answers_each_row_as_predict_py(spark, tiny_checkpoint
             assert float(got[i]["probability"]) == pytest.approx(float(expected[i]["probability"]), abs=1e-6)
     assert expected["6"]["error"] == "row has 2 fields, the header 3: not classified"
     assert expected["7"]["error"] == "row has 4 fields, the header 3: not classified"
+
+
+def last_line(result) -> str:
+    """The line a refused run ends with, after Spark's own start-up lines (and progress bar, which ends in \\r)."""
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_spark_predict_refuses_what_would_lose_data(spark, tiny_checkpoint, tmp_path):
+    """--mode overwrite clears the output folder before the input is read: an output that is (or holds) the input,
+    or a folder holding anything but an earlier Spark output (here a trained model), is refused before Spark
+    starts, and left as it was; a name column of lists is one line, with nothing written."""
+    def spark_predict(source, output, *extra):
+        result = run_script("spark_predict.py", "--input", str(source), "--column", "surname", "--output",
+                            str(output), "--checkpoint", str(tiny_checkpoint), "--master", "local[2]", *extra)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        return last_line(result)
+
+    inout = tmp_path / "inout"
+    inout.mkdir()
+    (inout / "a.csv").write_text("id,surname\n1,Smith\n", encoding="utf-8")
+    assert spark_predict(inout, inout, "--format", "csv", "--mode", "overwrite") == \
+        f"error: {inout}: the output would replace the input; write it elsewhere"
+    assert (inout / "a.csv").read_text(encoding="utf-8") == "id,surname\n1,Smith\n"
+
+    earlier = tmp_path / "earlier"  # an earlier Spark output, read as the input of the next run
+    spark.createDataFrame(ROWS, "id long, surname string, note string").coalesce(1).write.parquet(str(earlier))
+    [part] = earlier.glob("part-*.parquet")
+    assert spark_predict(part, earlier, "--mode", "overwrite") == \
+        f"error: {earlier}: the output would replace the input; write it elsewhere"
+    assert part.exists()
+
+    model = tmp_path / "save_model"
+    model.mkdir()
+    (model / "gru_classification_best.bin").write_bytes(tiny_checkpoint.read_bytes())
+    assert spark_predict(part, f"file://{model}", "--mode", "overwrite") == \
+        (f"error: file://{model}: holds 'gru_classification_best.bin', not only an earlier Spark output (part-* "
+         "files, _SUCCESS); --mode overwrite replaces only such a folder: write it elsewhere")
+    assert (model / "gru_classification_best.bin").read_bytes() == tiny_checkpoint.read_bytes()
+
+    lists = tmp_path / "lists.parquet"
+    spark.createDataFrame([(1, ["Nakamura", "Tanaka"])], "id long, surname array<string>").write.parquet(str(lists))
+    assert spark_predict(lists, tmp_path / "out") == \
+        f"error: {lists}: column 'surname' holds array<string> values, not one name a row; pick a text column"
+    assert not (tmp_path / "out").exists()
+
+    from bulk.spark import classify_dataframe  # structs and maps too, refused before a job runs
+    for kind in ("struct<first: string, last: string>", "map<string, string>"):
+        df = spark.createDataFrame([], f"id long, surname {kind}")
+        with pytest.raises(ValueError, match=r"column 'surname' holds (struct|map)<.*> values, not one name a row"):
+            classify_dataframe(df, "surname", tiny_checkpoint)
+
+
+def test_spark_predict_overwrites_an_earlier_output_with_topk_capped(spark, tiny_checkpoint, tmp_path):
+    """--mode overwrite replaces an earlier Spark output; --topk beyond the model's countries adds a column pair
+    for each of its countries, no more (predict.py's cap), instead of building a schema of --topk columns."""
+    from bulk.labeller import output_columns
+    from models.checkpoint import load
+
+    spark.createDataFrame(ROWS, "id long, surname string, note string").write.parquet(str(tmp_path / "in.parquet"))
+    spark.createDataFrame([(1,)], "x long").write.parquet(str(tmp_path / "out"))  # part files, _SUCCESS, .crc
+    result = run_script("spark_predict.py", "--input", str(tmp_path / "in.parquet"), "--column", "surname",
+                        "--output", str(tmp_path / "out"), "--mode", "overwrite", "--topk", "1000",
+                        "--checkpoint", str(tiny_checkpoint), "--master", "local[2]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    countries = len(load(tiny_checkpoint)["countries"])
+    assert 1 < countries < 1000
+    out = spark.read.parquet(str(tmp_path / "out"))
+    assert out.columns == ["id", "surname", "note"] + output_columns(countries)
+    rows = {r["id"]: r for r in out.collect()}
+    assert sorted(rows) == [i for i, _, _ in ROWS] and rows[1][f"country_{countries}"]
+
+
+def test_spark_predict_names_not_utf8_are_one_line(spark, tiny_checkpoint, tmp_path):
+    """Bytes that are not UTF-8 fail the job in a Python worker: one line (predict.py --input's), no traceback,
+    and no output folder left behind, empty or half written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = pa.array([b"Nakamura", b"Sm\xffith", b"Tanaka"], pa.binary())
+    pq.write_table(pa.table({"id": [1, 2, 3], "surname": names}), tmp_path / "in.parquet")
+    result = run_script("spark_predict.py", "--input", str(tmp_path / "in.parquet"), "--column", "surname",
+                        "--output", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint), "--master", "local[2]")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert last_line(result) == (f"error: {tmp_path / 'in.parquet'}: column 'surname' cannot be read as text "
+                                 "(Invalid UTF8 payload); store the names as UTF-8 strings")
+    assert not (tmp_path / "out").exists()
