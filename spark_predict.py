@@ -124,10 +124,11 @@ def read_csv(spark, path: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from models.inference import read_checkpoints
+    from models.inference import read_checkpoints, warn_if_unfinished
 
     # read on the driver: a missing or damaged file is one line here, before Spark starts
     [(checkpoint, payload)] = read_checkpoints([args.checkpoint] if args.checkpoint else None)
+    warn_if_unfinished(checkpoint, payload)
     topk = min(args.topk, len(payload["countries"]))  # no columns for countries the model does not have
     check_paths(args)
     try:
