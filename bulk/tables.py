@@ -32,6 +32,7 @@ from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
+from models.predictor import cyclic_gc_paused
 from utils.errors import UserError
 from utils.files import KINDS, cannot_write, check_target, file_mode
 from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns, warm_up, wrong_width
@@ -286,13 +287,10 @@ def _without_cyclic_gc():
     cache entries of a run make no reference cycles, but there are so many of them that the collector scans
     every live object again and again: a third of the run's time on a column of distinct names."""
     enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cyclic_gc_paused():
         yield
-    finally:
-        if enabled:
-            gc.enable()
-            gc.collect()
+    if enabled:
+        gc.collect()
 
 
 def _progress_bar(path: Path, total: int, unit: str, enabled: bool):
