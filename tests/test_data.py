@@ -399,3 +399,10 @@ def test_unknown_chars_are_the_characters_outside_the_alphabet(text):
 def test_numerals_other_than_ascii_digits_are_dropped_like_symbols():
     assert normalise("Ⅻ Smith½") == "Smith" and normalise("Louis XIV") == "Louis XIV"
     assert normalise("Smith\x07") == "Smith" and normalise("O'Brien-2") == "O'Brien-2"
+
+
+def test_a_data_path_that_is_a_device_or_missing_is_named_so(tmp_path):
+    with pytest.raises(DataError, match="/dev/zero is not a regular file or folder; pass --data"):
+        load_samples("/dev/zero")  # read as a TSV it would never end
+    with pytest.raises(DataError, match="nowhere.tsv: no such file or folder"):
+        load_samples(tmp_path / "nowhere.tsv")

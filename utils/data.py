@@ -92,6 +92,8 @@ def load_samples(path: str | Path | list) -> list[Sample]:
         samples = read_folder(path)
     elif path.is_file():
         samples = read_tsv(path)
+    elif path.exists():  # a device, a FIFO, a socket: not a data set (/dev/zero would never end)
+        raise DataError(f"{path} is not a regular file or folder; pass --data PATH to a names.tsv or names/ folder")
     else:
         raise DataError(f"{path}: no such file or folder; pass --data PATH to a names.tsv or names/ folder")
     if not samples:
