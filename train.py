@@ -73,12 +73,14 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path | None]:
             parser.error(f"--{name.replace('_', '-')} must be between {low} and {high} (got {value})")
     if cfg.n_embd % cfg.n_head:
         parser.error(f"--n-head ({cfg.n_head}) must divide --n-embd ({cfg.n_embd})")
-    too_big = [(part, n) for part in parts if (n := parameter_count(part, cfg)) > MAX_PARAMETERS]
+    counts = {part: parameter_count(part, cfg) for part in parts}
+    too_big = [(part, n) for part, n in counts.items() if n > MAX_PARAMETERS]
     if too_big:
         parser.error(f"--model {too_big[0][0]} with these sizes has {too_big[0][1]:,} parameters; at most "
                      f"{MAX_PARAMETERS:,} fit in memory with the optimiser's state (lower --hidden-size, --num-layers, "
                      "--n-embd or --n-layer)")
-    needed, available = max(training_memory(part, cfg) for part in parts), available_memory()  # members train in turn
+    needed = max(training_memory(part, cfg, n) for part, n in counts.items())  # members train in turn
+    available = available_memory()
     if available is not None and needed > available:
         parser.error(f"--model {cfg.model} with these sizes needs about {needed / 1e9:,.1f} GB to train (parameters, "
                      f"the optimiser's state and a batch's activations); this machine has {available / 1e9:,.1f} GB "
@@ -111,7 +113,7 @@ PLANNING_LENGTH = 12  # letters of a full batch's names: a batch holds names of 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-def training_memory(family: str, cfg: TrainConfig) -> int:
+def training_memory(family: str, cfg: TrainConfig, n_parameters: int) -> int:
     """Bytes a training step of `family` needs, roughly: the parameters four times over (weights, gradient and
     Adam's two moments, float32) and the activations the backward pass keeps for a full batch (for a
     recurrent layer its gates and states at every letter; for a transformer block its attention and MLP)."""
@@ -121,7 +123,7 @@ def training_memory(family: str, cfg: TrainConfig) -> int:
         per_letter = cfg.num_layers * (1 + cfg.bidirectional) * cfg.hidden_size * (GATES[family] + 2)
     else:
         per_letter = cfg.n_layer * (20 * cfg.n_embd + 2 * cfg.n_head * PLANNING_LENGTH)
-    return 16 * parameter_count(family, cfg) + 4 * cfg.batch_size * PLANNING_LENGTH * per_letter
+    return 16 * n_parameters + 4 * cfg.batch_size * PLANNING_LENGTH * per_letter
 
 
 def available_memory() -> int | None:

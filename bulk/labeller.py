@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from itertools import compress
 
 from models.predictor import cyclic_gc_paused
-from utils.errors import InvalidNameError
+from utils.errors import InvalidNameError, UserError
 from utils.data import check_name
 
 Fields = tuple  # (country, probability, [country_2, probability_2, ...], error) of one name
@@ -31,6 +31,19 @@ def error_fields(topk: int, reason: str, text: bool = True) -> Fields:
     """Empty answers and the reason: the cells of a row whose name cannot be classified."""
     empty = "" if text else None
     return (empty,) * (2 * topk) + (reason,)
+
+
+def text_names(batch, column: str) -> list[str | None]:
+    """An Arrow record batch's names in `column` as text, None for a null (Parquet files, Spark's batches);
+    UserError for bytes that are not UTF-8."""
+    import pyarrow as pa
+
+    try:
+        return batch.column(column).cast(pa.string()).to_pylist()
+    except pa.ArrowException as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"column {column!r} cannot be read as text ({reason}); store the names as UTF-8 strings") \
+            from None
 
 
 def wrong_width(fields: int, width: int) -> str:

@@ -18,8 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from bulk.labeller import FieldCache, complete, compute_fields, error_fields, output_columns, wrong_width
-from utils.errors import UserError
+from bulk.labeller import FieldCache, complete, compute_fields, error_fields, output_columns, text_names, wrong_width
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("config", "models", "utils", "bulk")
@@ -81,19 +80,6 @@ def worker_error(error: BaseException) -> str | None:
     return found[-1].strip() if found else None
 
 
-def _names(batch, column: str) -> list[str | None]:
-    """The batch's names as text, None for a null. UserError (its message ends up on the driver, in the failed
-    job's error) for bytes that are not UTF-8, worded as bulk/tables.py words it."""
-    import pyarrow as pa
-
-    try:
-        return batch.column(column).cast(pa.string()).to_pylist()
-    except pa.ArrowException as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"column {column!r} cannot be read as text ({reason}); store the names as UTF-8 strings") \
-            from None
-
-
 def _predictor_and_cache(key: str, broadcast, threads: int):
     """The worker's Predictor for this broadcast checkpoint, loaded on first use, and its answer cache."""
     if key not in _loaded:
@@ -143,7 +129,7 @@ def classify_dataframe(df, column: str, checkpoint_path, topk: int = 1, threads:
     def classify_batches(batches):
         predictor, cache = _predictor_and_cache(key, checkpoint, threads)
         for batch in batches:
-            names = _names(batch, column)  # None for a null
+            names = text_names(batch, column)  # None for a null; UserError for bytes not UTF-8
             found, missing = cache.lookup(names)
             computed = compute_fields(predictor, missing, topk, text=False) if missing else []
             fields = complete(found, names, missing, computed, cache)

@@ -34,8 +34,9 @@ from pathlib import Path
 
 from models.predictor import cyclic_gc_paused
 from utils.errors import UserError
-from utils.files import KINDS, cannot_write, check_target, file_mode
-from bulk.labeller import FieldCache, compute_fields, complete, error_fields, output_columns, warm_up, wrong_width
+from utils.files import cannot_write, check_target, file_mode, kind_of
+from bulk.labeller import (FieldCache, compute_fields, complete, error_fields, output_columns, text_names, warm_up,
+                           wrong_width)
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET = (".parquet", ".pq")
@@ -212,7 +213,7 @@ def _check_paths(input_path: Path, output_path: Path, column: str) -> None:
     if not input_path.exists():
         raise UserError(f"{input_path}: no such file")
     if not input_path.is_file():  # a folder, or a FIFO: the table is read twice (its delimiter sniffed first)
-        kind = next((kind for test, kind in KINDS.items() if test(input_path.stat().st_mode)), "not a file")
+        kind = kind_of(input_path.stat().st_mode)
         raise UserError(f"{input_path} is {kind}, not a regular file; name a file, or pipe the table in with --input -")
     try:
         open(input_path, "rb").close()
@@ -377,15 +378,11 @@ def _csv_chunks(reader, width: int, index: int, chunk_rows: int):
 
 
 def _names(batch, column: str, source: Path) -> list[str | None]:
-    """The batch's names as text, None for a null; UserError (one line) for bytes that are not UTF-8."""
-    import pyarrow as pa
-
+    """The batch's names as text, None for a null; UserError (one line, naming the file) for bytes not UTF-8."""
     try:
-        return batch.column(column).cast(pa.string()).to_pylist()
-    except pa.ArrowException as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"{source}: column {column!r} cannot be read as text ({reason}); store the names as "
-                        "UTF-8 strings") from None
+        return text_names(batch, column)
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
 
 
 def _write_parquet(input_path: Path, temp: Path, column: str, predictor, progress: bool, settings: dict):

@@ -1,5 +1,6 @@
 """Where the project may write a file: only over a regular file or where none is, and every refusal one line.
 
+    kind_of(os.lstat(path).st_mode)  # "a folder", "a FIFO", ... ; None for a regular file
     check_target(path)       # UserError unless `path` is absent or a regular file in a folder we can write
     output_folder(path)      # the folder, made if missing; UserError unless it is (or can be) a folder we can write
     write_atomic(path, write)  # write(binary file) to a temp file beside `path`, then rename it over `path`
@@ -15,6 +16,11 @@ KINDS = {stat.S_ISDIR: "a folder", stat.S_ISLNK: "a symbolic link", stat.S_ISCHR
          stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket"}
 
 
+def kind_of(mode: int) -> str | None:
+    """What a file of this st_mode is, in words ("a folder", "a FIFO", ...); None for a regular file."""
+    return next((kind for test, kind in KINDS.items() if test(mode)), None)
+
+
 def check_target(path: str | Path) -> Path:
     """`path`, if a file may be written there by a rename: nothing is there yet, or a regular file is. A folder,
     a symbolic link, a device, a FIFO or a socket is never replaced (a rename would go over any of them)."""
@@ -25,9 +31,9 @@ def check_target(path: str | Path) -> Path:
         return path
     except OSError as e:
         raise UserError(f"{path}: cannot write there ({e.strerror})") from None
-    for test, kind in KINDS.items():
-        if test(mode):
-            raise UserError(f"{path} is {kind}, not a regular file: refusing to replace it; write to a file")
+    kind = kind_of(mode)
+    if kind is not None:
+        raise UserError(f"{path} is {kind}, not a regular file: refusing to replace it; write to a file")
     return path
 
 
@@ -36,7 +42,7 @@ def output_folder(path: str | Path) -> Path:
     (a file, a link, a device) or it cannot be made or written."""
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        kind = next((kind for test, kind in KINDS.items() if test(os.lstat(path).st_mode)), "a file")
+        kind = kind_of(os.lstat(path).st_mode) or "a file"
         raise UserError(f"{path} is {kind}, not a folder: name a folder for the output")
     try:
         path.mkdir(parents=True, exist_ok=True)
