@@ -62,11 +62,12 @@ def local_path(path: str) -> Path | None:
 
 
 def spark_output(name: str, is_dir: bool) -> bool:
-    """Whether a folder entry is what Spark's committers write: part files, _SUCCESS, their .crc files and other
-    `_`/`.`-prefixed files, and the committers' work folders (_temporary, .spark-staging-*)."""
+    """Whether a folder entry is what Spark's committers write: part files, _SUCCESS and other `_`-prefixed files,
+    their hidden .crc checksums, and the committers' work folders (_temporary, .spark-staging-*). Other hidden
+    files (.env, .gitignore) are a user's."""
     if is_dir:
         return name.startswith(("_temporary", ".spark-staging"))
-    return name.startswith(("part-", "_", "."))
+    return name.startswith(("part-", "_")) or (name.startswith(".") and name.endswith(".crc"))
 
 
 def foreign_entries(folder: Path) -> list[str]:

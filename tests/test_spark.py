@@ -143,6 +143,13 @@ def test_spark_predict_refuses_what_would_lose_data(spark, tiny_checkpoint, tmp_
         (f"error: file://{model}: holds 'gru_classification_best.bin', not only an earlier Spark output (part-* "
          "files, _SUCCESS); --mode overwrite replaces only such a folder: write it elsewhere")
     assert (model / "gru_classification_best.bin").read_bytes() == tiny_checkpoint.read_bytes()
+    hidden = tmp_path / "project"  # hidden files only: a user's, not Spark's (which hides only .crc checksums)
+    hidden.mkdir()
+    (hidden / ".env").write_text("TOKEN=1\n", encoding="utf-8")
+    assert spark_predict(part, hidden, "--mode", "overwrite") == \
+        (f"error: {hidden}: holds '.env', not only an earlier Spark output (part-* files, _SUCCESS); --mode "
+         "overwrite replaces only such a folder: write it elsewhere")
+    assert (hidden / ".env").read_text(encoding="utf-8") == "TOKEN=1\n"
 
     lists = tmp_path / "lists.parquet"
     spark.createDataFrame([(1, ["Nakamura", "Tanaka"])], "id long, surname array<string>").write.parquet(str(lists))
