@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SMOOTHINGS = ("add-k", "witten-bell", "kneser-ney")
-CHUNK = 4096  # names per step of log_likelihood: fewer steps, each still small enough for the core's cache
+CHUNK = 4096  # names per step of log_likelihood: fewer steps, less per-step overhead (docs/speed.md: 512 was slower)
 DIRECT = 2 ** 20  # most entries of the dense lookup of contexts of the fast path
 FIXED = 2.0 ** 10  # the fast path's table rows are split into a multiple of 1/FIXED and a remainder
 

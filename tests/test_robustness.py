@@ -90,8 +90,8 @@ def test_predict_with_closed_stdin_says_so(tiny_checkpoint):
 
 
 def test_a_script_freezes_the_collector_for_the_interpreters_exit_after_its_own_exit_handlers():
-    # the interpreter's last collector passes over torch's objects took 0.6 s of every script run; frozen, they
-    # are skipped. A handler the script registers while running runs before the freeze, one from before it after.
+    # the interpreter's last collector passes over torch's objects took most of a script's 0.6 s exit; frozen,
+    # they are skipped. A handler the script registers while running runs before the freeze, one from before it after.
     script = ("import atexit, gc\n"
               "from utils.errors import run_script\n"
               "atexit.register(lambda: print('before run_script, frozen:', gc.get_freeze_count() > 0))\n"
