@@ -8,7 +8,7 @@ a repeated name costs one dict look-up instead of normalisation and a model call
 import ctypes
 import operator
 from collections.abc import Iterable
-from itertools import compress
+from itertools import compress, repeat
 
 from models.predictor import cyclic_gc_paused
 from utils.errors import InvalidNameError, UserError
@@ -65,7 +65,18 @@ def compute_fields(predictor, names: list[str], topk: int, text: bool = True,
 
 
 def _compute_fields(predictor, names: list[str], topk: int, text: bool, min_probability: float) -> list[Fields]:
-    k = min(topk, len(predictor.countries))
+    if None not in names:
+        try:  # the usual case, every name can be classified: no per-row bookkeeping
+            normalised = list(map(check_name, names))
+        except InvalidNameError:
+            pass
+        else:
+            distinct = dict.fromkeys(normalised)
+            answers = _answers(predictor, list(distinct), topk, text, min_probability)
+            if len(distinct) == len(names):
+                return answers
+            answer_of = dict(zip(distinct, answers))
+            return list(map(answer_of.__getitem__, normalised))
     fields: list[Fields | None] = [None] * len(names)
     rows_of: dict[str, list[int]] = {}  # normalised name -> the rows that read as it
     for i, name in enumerate(names):
@@ -77,19 +88,27 @@ def _compute_fields(predictor, names: list[str], topk: int, text: bool, min_prob
         except InvalidNameError as e:
             fields[i] = error_fields(topk, str(e), text)
     if rows_of:
-        best = predictor.probabilities(list(rows_of)).topk(k, dim=1)  # [D, k]
-        # whole-tensor .tolist() once: per-row tensor access costs microseconds a row
-        padding = ("", "") * (topk - k) if text else (None, None) * (topk - k)
-        for rows, values, indices in zip(rows_of.values(), best.values.tolist(), best.indices.tolist()):
-            cells = []
-            for p, c in zip(values, indices):
-                cells += [predictor.countries[c], f"{p:.6f}" if text else p]
-            if values[0] < min_probability:
-                cells[0] = UNKNOWN
-            answer = (*cells, *padding, "" if text else None)
+        for rows, answer in zip(rows_of.values(), _answers(predictor, list(rows_of), topk, text, min_probability)):
             for i in rows:
                 fields[i] = answer
     return fields
+
+
+def _answers(predictor, normalised_names: list[str], topk: int, text: bool, min_probability: float) -> list[Fields]:
+    """The fields of each distinct normalised name: one model call, the cells built a column at a time (a Python
+    loop per name and cell cost more than the rest of a row outside the model)."""
+    k = min(topk, len(predictor.countries))
+    best = predictor.probabilities(normalised_names).topk(k, dim=1)  # [D, k]
+    columns = []
+    for j in range(k):  # whole-column .tolist(): per-row tensor access costs microseconds a row
+        countries = list(map(predictor.countries.__getitem__, best.indices[:, j].tolist()))
+        probabilities = best.values[:, j].tolist()
+        if j == 0 and min_probability > 0:
+            countries = [UNKNOWN if p < min_probability else c for c, p in zip(countries, probabilities)]
+        columns += [countries, list(map("{:.6f}".format, probabilities)) if text else probabilities]
+    empty = "" if text else None
+    columns += [repeat(empty)] * (2 * (topk - k) + 1)  # the countries beyond the model's, and the error: empty
+    return list(zip(*columns))
 
 
 def warm_up(predictor) -> None:
@@ -136,5 +155,7 @@ def complete(found: list[Fields | None], names: list[str], missing: list[str], c
     cache.add(missing, computed)
     if not missing:
         return found
+    if len(missing) == len(names):  # every name new and distinct: `computed` is in their order
+        return computed
     answers = dict(zip(missing, computed))
     return [f if f is not None else answers[name] for f, name in zip(found, names)]

@@ -390,6 +390,35 @@ def test_the_ascii_shortcut_of_normalise_equals_the_full_path(text):
     assert bool(data_module._ASCII_LETTER.search(text)) == any(ch.isascii() and ch.isalpha() for ch in text)
 
 
+def full_check_name(raw: str) -> str:
+    """check_name as it was before its shortcut for names of ASCII letters: every check, in order."""
+    if len(raw) > MAX_NAME_LENGTH * 4:
+        raise InvalidNameError("too long to read")
+    name = normalise(raw)
+    if not raw.strip() or not data_module._ASCII_LETTER.search(name) or len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError("empty, letter-less or too long")
+    return name
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.text(st.sampled_from(string.ascii_letters), max_size=MAX_NAME_LENGTH + 3),
+                 st.text(st.sampled_from(string.ascii_lowercase), min_size=MAX_NAME_LENGTH - 1, max_size=MAX_NAME_LENGTH + 1),
+                 NAME_LIKE, ASCII_TEXT, st.text(max_size=30)))
+@example("Nakamura")
+@example("lucy")
+@example("NAKAMURA")
+@example("Ab" * MAX_NAME_LENGTH)
+@example("ÄB")
+def test_the_shortcut_of_check_name_equals_every_check(text):
+    try:
+        expected = full_check_name(text)
+    except InvalidNameError:
+        with pytest.raises(InvalidNameError):
+            check_name(text)
+    else:
+        assert check_name(text) == expected
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(NAME_LIKE, st.text(st.sampled_from(ALPHABET + "-/1é"), max_size=20), st.text(max_size=20)))
 def test_unknown_chars_are_the_characters_outside_the_alphabet(text):

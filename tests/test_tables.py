@@ -15,6 +15,7 @@ import pytest
 from models.predictor import Predictor
 from tests.conftest import ROOT
 from utils.errors import UserError
+from bulk.labeller import FieldCache, complete, compute_fields
 from bulk.tables import classify_file
 
 # a BOM, CRLF line ends, commas and quotes inside fields, a line break inside a quoted field, a blank
@@ -67,6 +68,50 @@ def test_csv_round_trip_keeps_every_row_in_order_with_its_columns(tmp_path, pred
         assert float(row["probability"]) == pytest.approx(answer.top[0][1], abs=2e-6)
         assert float(row["probability_2"]) == pytest.approx(answer.top[1][1], abs=2e-6)
     assert (summary.rows, summary.classified, summary.errors) == (8, 4, 4)
+
+
+@pytest.mark.parametrize("text", [True, False])
+@pytest.mark.parametrize("topk, min_probability", [(1, 0.0), (2, 0.6), (100, 0.0)])
+def test_a_names_cells_are_its_own_whatever_names_come_with_it(predictor, text, topk, min_probability):
+    names = ["Nakamura", "lucy", "Nakamura", "Müller", "Ivanov", "NAKAMURA"]  # repeated, and two reading as one
+    together = compute_fields(predictor, names, topk, text, min_probability)
+    with_errors = compute_fields(predictor, names[:3] + [None, "123"] + names[3:], topk, text, min_probability)
+    alone = [compute_fields(predictor, [name], topk, text, min_probability)[0] for name in names]
+    for a, b, c in zip(together, alone, with_errors[:3] + with_errors[5:]):  # the same to float32 rounding
+        assert a[0::2] == b[0::2] == c[0::2]  # countries and the error
+        assert [float(x or 0) for x in a[1::2]] == pytest.approx([float(x or 0) for x in b[1::2]], abs=2e-6) \
+            == [float(x or 0) for x in c[1::2]]
+    assert with_errors[3][-1] == "missing name" and with_errors[4][-1] == "name '123' has no letters"
+    k = len(predictor.countries)
+    for name, cells in zip(names, together):
+        (answer,) = predictor.predict([name], topk)
+        countries, probabilities = list(cells[0:-1:2]), list(cells[1:-1:2])
+        expected = [c for c, _ in answer.top]
+        if answer.top[0][1] < min_probability:
+            expected[0] = "unknown"
+        empty = "" if text else None
+        assert countries == expected + [empty] * (topk - len(expected)) and cells[-1] == empty
+        assert probabilities[len(answer.top):] == [empty] * (topk - len(answer.top)) and len(answer.top) == min(topk, k)
+        for cell, (_, p) in zip(probabilities, answer.top):
+            assert isinstance(cell, str) == text and float(cell) == pytest.approx(p, abs=2e-6)
+
+
+def test_cached_and_new_names_come_back_in_their_rows_order(predictor):
+    cache = FieldCache(10)
+    first = ["Nakamura", "Ivanov", "Nakamura"]
+    found, missing = cache.lookup(first)
+    assert found == [None] * 3 and missing == ["Nakamura", "Ivanov"]
+    fields = complete(found, first, missing, compute_fields(predictor, missing, 1), cache)
+    assert fields[0] == fields[2] != fields[1]
+    second = ["Tanaka", "Ivanov", "Smith"]  # one answered from the cache, two new
+    found, missing = cache.lookup(second)
+    assert missing == ["Tanaka", "Smith"]
+    computed = compute_fields(predictor, missing, 1)
+    assert complete(found, second, missing, computed, cache) == [computed[0], fields[1], computed[1]]
+    third = ["Moreau", "Dubois"]  # every name new and distinct
+    found, missing = cache.lookup(third)
+    computed = compute_fields(predictor, missing, 1)
+    assert complete(found, third, missing, computed, cache) == computed and len(cache) == 6
 
 
 @pytest.mark.slow

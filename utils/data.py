@@ -163,6 +163,8 @@ def normalise(name: str) -> str:
 
 def check_name(raw: str) -> str:
     """Normalise a name for prediction, or raise InvalidNameError if it cannot be classified."""
+    if raw.isascii() and raw.isalpha() and len(raw) <= MAX_NAME_LENGTH and not (raw.islower() or raw.isupper()):
+        return raw  # ASCII letters only, in mixed case: already normal, and valid (the usual name, answered in C)
     if len(raw) > MAX_NAME_LENGTH * 4:
         raise InvalidNameError(f"name of {len(raw):,} characters; at most {MAX_NAME_LENGTH} are read")
     name = normalise(raw)
