@@ -15,9 +15,6 @@ from utils.errors import InvalidNameError, UserError
 from utils.data import check_name
 
 Fields = tuple  # (country, probability, [country_2, probability_2, ...], error) of one name
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-KEPT_FREE_MEMORY = 64 << 20  # bytes of freed memory glibc keeps for the next call; 32 MB still let the faults through
-MMAP_THRESHOLD = 32 << 20  # arrays up to this size come from the heap (glibc's largest allowed; its default adapts to it)
 UNKNOWN = "unknown"  # the country of a name answered less surely than the minimum probability asked for
 
 
@@ -115,22 +112,13 @@ def _answers(predictor, normalised_names: list[str], topk: int, text: bool, min_
 
 
 def warm_up(predictor) -> None:
-    """Run the model once, so that the tables it derives on first use (the n-gram's) are built, hand back to the
-    system the memory their building used and freed (glibc keeps freed memory otherwise: 45 MB of the default
-    model's 390 MB peak), then have glibc keep what the run frees for its next call.
-
-    A model call allocates and frees arrays of a few MB at every level of the GRU's trie. By default glibc hands
-    such memory back to the system and the next call takes it again, page by page: a million distinct names cost
-    about 960,000 page faults and 3.5 s of system time. Kept (up to KEPT_FREE_MEMORY at the top of the heap,
-    arrays up to MMAP_THRESHOLD taken from the heap), the run's pages are faulted once.
-    """
+    """Run the model once, so that the tables it derives on first use (the n-gram's) are built, then hand back to
+    the system the memory their building used and freed (glibc keeps up to models.predictor.KEPT_FREE_MEMORY of
+    freed memory otherwise: 45 MB of the default model's 390 MB peak)."""
     predictor.probabilities(["Warm"])
     try:
-        libc = ctypes.CDLL(None)  # glibc: the process's own symbols include it
-        libc.malloc_trim(0)
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # set together: setting either stops glibc adjusting both
-        libc.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_MEMORY)
-    except (OSError, AttributeError):  # not glibc: nothing to trim or tune
+        ctypes.CDLL(None).malloc_trim(0)  # glibc: the process's own symbols include it
+    except (OSError, AttributeError):  # not glibc: nothing to trim
         pass
 
 
