@@ -111,7 +111,23 @@ def test_cached_and_new_names_come_back_in_their_rows_order(predictor):
     third = ["Moreau", "Dubois"]  # every name new and distinct
     found, missing = cache.lookup(third)
     computed = compute_fields(predictor, missing, 1)
-    assert complete(found, third, missing, computed, cache) == computed and len(cache) == 6
+    assert complete(found, third, missing, computed, cache) == computed
+
+
+def test_the_answer_cache_holds_at_most_its_size_and_the_newest_answers():
+    cache = FieldCache(10)
+    names = [f"Name{i}" for i in range(37)]
+    for i in range(0, len(names), 3):  # chunks of three new names
+        chunk = names[i:i + 3]
+        found, missing = cache.lookup(chunk)
+        assert missing == chunk and found == [None] * len(chunk)
+        cache.add(missing, [(name,) for name in missing])
+        assert len(cache) <= 10
+        newest = names[max(i + 3 - 5, 0):i + 3]  # half the size, at least, is always kept
+        assert cache.lookup(newest) == ([(name,) for name in newest], [])
+    cache = FieldCache(10)
+    cache.add(names, [(name,) for name in names])  # more than the whole cache at once
+    assert len(cache) <= 10 and cache.lookup(names[-5:])[1] == [] and cache.lookup(names[:5])[1] == names[:5]
 
 
 @pytest.mark.slow
