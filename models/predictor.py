@@ -24,7 +24,7 @@ from utils.errors import CheckpointError
 HIDDEN = "\ufffd"  # a character outside every alphabet: what --explain puts in place of a letter
 BATCH = 4096  # names per model call, in one-length batches
 BATCH_ANY_LENGTH = 20_000  # names per call of a model that reads any lengths at once: the more, the more prefixes shared
-KEPT_FREE_MEMORY = 64 << 20  # bytes of freed memory glibc keeps for the next call (32 MB still let the faults through)
+KEPT_FREE_MEMORY = 256 << 20  # bytes of freed memory glibc keeps for the next call (a pool process frees 72 MB at once)
 MMAP_THRESHOLD = 32 << 20  # arrays up to this size come from the heap (glibc's largest allowed; its default adapts to it)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
@@ -51,8 +51,9 @@ def keep_freed_memory() -> None:
     A call allocates and frees arrays of a few MB at every level of the GRU's trie. By default glibc gives such
     memory back and the next call takes it again page by page: 13,000 page faults a call of the data set's 20,050
     names, a million distinct names in a table about 900,000 and 3.5 s of system time. Kept (up to KEPT_FREE_MEMORY
-    at the top of the heap, arrays up to MMAP_THRESHOLD from the heap), a process faults its pages in once.
-    Process-wide, and the same for every caller: set once by each Predictor."""
+    at the top of the heap, arrays up to MMAP_THRESHOLD from the heap), a process faults its pages in once. What is
+    kept was in use at a call's peak, so the peak does not grow; a process that has answered a large call and then
+    waits (serve.py) holds it until the next. Process-wide: set by each Predictor, built or unpickled."""
     try:
         libc = ctypes.CDLL(None)  # glibc: the process's own symbols include it
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # set together: setting either stops glibc adjusting both
@@ -118,6 +119,12 @@ class Predictor:
         self.members, self.countries, self.device = members, list(countries), device
         self.alphabet = members[0].alphabet  # for the unknown-character warning
         self.set_prior(prior)
+        keep_freed_memory()
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled (a table run's pool process receives its Predictor so): __init__ does not run, yet this
+        process answers names too."""
+        self.__dict__.update(state)
         keep_freed_memory()
 
     def set_prior(self, prior: torch.Tensor | None) -> None:
