@@ -25,7 +25,7 @@ HIDDEN = "\ufffd"  # a character outside every alphabet: what --explain puts in 
 BATCH = 4096  # names per model call, in one-length batches
 BATCH_ANY_LENGTH = 20_000  # names per call of a model that reads any lengths at once: the more, the more prefixes shared
 KEPT_FREE_MEMORY = 256 << 20  # bytes of freed memory glibc keeps for the next call (a pool process frees 72 MB at once)
-MMAP_THRESHOLD = 32 << 20  # arrays up to this size come from the heap (glibc's largest allowed; its default adapts to it)
+MMAP_THRESHOLD = 32 << 20  # arrays up to this size come from the heap (the most glibc allows; its default adapts up to it)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
@@ -49,10 +49,11 @@ def keep_freed_memory() -> None:
     """Have glibc keep the memory a model call frees for the next call, instead of handing it back to the system.
 
     A call allocates and frees arrays of a few MB at every level of the GRU's trie. By default glibc gives such
-    memory back and the next call takes it again page by page: 13,000 page faults a call of the data set's 20,050
-    names, a million distinct names in a table about 900,000 and 3.5 s of system time. Kept (up to KEPT_FREE_MEMORY
-    at the top of the heap, arrays up to MMAP_THRESHOLD from the heap), a process faults its pages in once. What is
-    kept was in use at a call's peak, so the peak does not grow; a process that has answered a large call and then
+    memory back and the next call takes it again page by page: about 12,000 page faults a call of the data set's
+    20,050 names; a million distinct names in a table about 900,000, and 3-4 s of system time. Kept (up to
+    KEPT_FREE_MEMORY at the top of the heap, arrays up to MMAP_THRESHOLD from the heap), a process faults its
+    pages in about once. What is kept was in use at a call's peak, so the peak grows only by what no later call
+    can reuse (docs/speed.md: up to about 50 MB over two workers); a process that answered a large call and then
     waits (serve.py) holds it until the next. Process-wide: set by each Predictor, built or unpickled."""
     try:
         libc = ctypes.CDLL(None)  # glibc: the process's own symbols include it
