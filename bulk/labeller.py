@@ -5,7 +5,6 @@ The one place that turns a Predictor's probabilities into table cells, shared by
 alike. Surname columns repeat a lot, so answers are kept in a bounded cache keyed by the raw name:
 a repeated name costs one dict look-up instead of normalisation and a model call.
 """
-import ctypes
 import operator
 from collections.abc import Iterable
 from itertools import compress, repeat
@@ -13,6 +12,7 @@ from itertools import compress, repeat
 from models.predictor import cyclic_gc_paused
 from utils.errors import InvalidNameError, UserError
 from utils.data import check_name
+from utils.memory import hand_back_freed_memory
 
 Fields = tuple  # (country, probability, [country_2, probability_2, ...], error) of one name
 UNKNOWN = "unknown"  # the country of a name answered less surely than the minimum probability asked for
@@ -113,13 +113,9 @@ def _answers(predictor, normalised_names: list[str], topk: int, text: bool, min_
 
 def warm_up(predictor) -> None:
     """Run the model once, so that the tables it derives on first use (the n-gram's) are built, then hand back to
-    the system the memory their building used and freed (glibc keeps up to models.predictor.KEPT_FREE_MEMORY of
-    freed memory otherwise: 45 MB of the default model's 390 MB peak)."""
+    the system the memory their building used and freed."""
     predictor.probabilities(["Warm"])
-    try:
-        ctypes.CDLL(None).malloc_trim(0)  # glibc: the process's own symbols include it
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    hand_back_freed_memory()
 
 
 class FieldCache:

@@ -213,7 +213,7 @@ def _check_paths(input_path: Path, output_path: Path, column: str) -> None:
     if not input_path.exists():
         raise UserError(f"{input_path}: no such file")
     if not input_path.is_file():  # a folder, or a FIFO: the table is read twice (its delimiter sniffed first)
-        kind = kind_of(input_path.stat().st_mode)
+        kind = kind_of(input_path.stat().st_mode) or "an unusual file"
         raise UserError(f"{input_path} is {kind}, not a regular file; name a file, or pipe the table in with --input -")
     try:
         open(input_path, "rb").close()

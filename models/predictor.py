@@ -8,7 +8,6 @@ Several checkpoints (of any families, trained on the same countries) predict tog
 of their probabilities. Each member's probabilities are its calibrated ones (logits / temperature),
 re-weighted to the user's class mix when one is given (`prior`, see utils.class_mix).
 """
-import ctypes
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,13 +19,11 @@ from models import checkpoint as ckpt
 from utils.class_mix import prior_shift
 from utils.data import Alphabet, check_name
 from utils.errors import CheckpointError
+from utils.memory import keep_freed_memory
 
 HIDDEN = "\ufffd"  # a character outside every alphabet: what --explain puts in place of a letter
 BATCH = 4096  # names per model call, in one-length batches
 BATCH_ANY_LENGTH = 20_000  # names per call of a model that reads any lengths at once: the more, the more prefixes shared
-KEPT_FREE_MEMORY = 256 << 20  # bytes of freed memory glibc keeps for the next call (a pool process frees 72 MB at once)
-MMAP_THRESHOLD = 32 << 20  # arrays up to this size come from the heap (the most glibc allows; its default adapts up to it)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
 @contextmanager
@@ -43,24 +40,6 @@ def cyclic_gc_paused():
     finally:
         if enabled:
             gc.enable()
-
-
-def keep_freed_memory() -> None:
-    """Have glibc keep the memory a model call frees for the next call, instead of handing it back to the system.
-
-    A call allocates and frees arrays of a few MB at every level of the GRU's trie. By default glibc gives such
-    memory back and the next call takes it again page by page: about 12,000 page faults a call of the data set's
-    20,050 names; a million distinct names in a table about 900,000, and 3-4 s of system time. Kept (up to
-    KEPT_FREE_MEMORY at the top of the heap, arrays up to MMAP_THRESHOLD from the heap), a process faults its
-    pages in about once. What is kept was in use at a call's peak, so the peak grows only by what no later call
-    can reuse (docs/speed.md: up to about 50 MB over two workers); a process that answered a large call and then
-    waits (serve.py) holds it until the next. Process-wide: set by each Predictor, built or unpickled."""
-    try:
-        libc = ctypes.CDLL(None)  # glibc: the process's own symbols include it
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # set together: setting either stops glibc adjusting both
-        libc.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_MEMORY)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
 
 
 @dataclass
