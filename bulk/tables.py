@@ -5,7 +5,9 @@
 
 The output holds every input row once, in order, with its columns untouched, followed by
 `country`, `probability` (`country_2`, `probability_2`, ... with topk > 1) and `error`: the reason
-a row's name could not be classified (its answers then empty). Rows are read `chunk_rows` at a
+a row's name could not be classified (its answers then empty). A CSV/TSV row that sits on one line is
+copied as it was written (its quotes and spaces kept) when the output has the input's delimiter; other
+rows are written by the csv module, and read back the same. Rows are read `chunk_rows` at a
 time and at most `cache_size` answers are kept (100,000 by default, about 25 MB), so memory stays
 flat whatever the file's length and however many of its names differ (docs/speed.md). With
 workers > 1 a pool of workers - 1 processes (each loads the checkpoint once) and this one classify
@@ -28,7 +30,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import islice
+from itertools import compress, islice, repeat, tee
 from operator import itemgetter
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability
     if threads:
         torch.set_num_threads(threads)
     warm_up(predictor)
-    gc.disable()  # see _without_cyclic_gc; this process does nothing else
+    gc.disable()  # as cyclic_gc_paused in classify_file; this process does nothing else
     _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability)
 
 
@@ -267,7 +269,9 @@ def classify_file(input_path, output_path, column: str, predictor, topk: int = 1
     temp = _temp_beside(output_path)
     start = time.perf_counter()
     try:
-        with _without_cyclic_gc():
+        # a run's rows, cells and cache entries make no reference cycles, but so many objects that the collector
+        # would scan every live object again and again: a third of the run's time on a column of distinct names
+        with cyclic_gc_paused():
             counts = write(input_path, temp, column, predictor, progress, settings)
         check_target(output_path)  # still: it may have changed while the rows were written
         os.replace(temp, output_path)
@@ -280,18 +284,6 @@ def classify_file(input_path, output_path, column: str, predictor, topk: int = 1
         temp.unlink(missing_ok=True)
         raise
     return Summary(input_path, output_path, *counts, seconds=time.perf_counter() - start)
-
-
-@contextmanager
-def _without_cyclic_gc():
-    """Python's cyclic garbage collector off for the run, back on (and run once) after it. The rows, cells and
-    cache entries of a run make no reference cycles, but there are so many of them that the collector scans
-    every live object again and again: a third of the run's time on a column of distinct names."""
-    enabled = gc.isenabled()
-    with cyclic_gc_paused():
-        yield
-    if enabled:
-        gc.collect()
 
 
 def _progress_bar(path: Path, total: int, unit: str, enabled: bool):
@@ -314,7 +306,11 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
             delimiter = _delimiter(input_path, sample)
             text.seek(0)
             csv.field_size_limit(MAX_FIELD)  # a longer field is one row's error (its name is too long), not the file's
-            reader = csv.reader(text, delimiter=delimiter)
+            # With the same delimiter out as in, a row read from one line is written as that line with its cells
+            # added: the csv module's writer costs more than reading the row did. `lines` gives each line as read.
+            same_delimiter = (settings["delimiter"] or delimiter) == delimiter
+            parsed, lines = tee(text) if same_delimiter else (text, None)
+            reader = csv.reader(parsed, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
                 raise UserError(f"{input_path}: empty file; expected a header row naming the columns")
@@ -324,7 +320,7 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
                 writer = csv.writer(out, delimiter=settings["delimiter"] or delimiter, lineterminator="\n")
                 writer.writerow(header + output_columns(topk))
                 rows, classified, errors, computed = _copy_csv_rows(
-                    reader, writer, len(header), index, predictor, settings, lambda: raw.tell(), bar)
+                    reader, lines, out, writer, len(header), index, predictor, settings, lambda: raw.tell(), bar)
     except UnicodeDecodeError as e:
         raise UserError(f"{input_path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
     except csv.Error as e:
@@ -332,20 +328,26 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
     return rows, classified, errors, computed
 
 
-def _copy_csv_rows(reader, writer, width: int, index: int, predictor, settings: dict, position, bar):
-    """Read, classify and write every data row; (rows, classified, errors, computed)."""
+def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor, settings: dict, position, bar):
+    """Read, classify and write every data row; (rows, classified, errors, computed). `lines`, if not None, gives
+    the text of the rows `reader` parses, line by line, and `writer` writes with the reader's delimiter into `out`."""
     topk = settings["topk"]
     rows = classified = errors = computed = done = 0
-    chunks = _csv_chunks(reader, width, index, settings["chunk_rows"])
+    chunks = _csv_chunks(reader, lines, width, index, settings["chunk_rows"])
     labelled = labelled_chunks(chunks, predictor, topk, True, settings["workers"], settings["threads"],
                                settings["cache_size"], settings["min_probability"])
+    delimiter = writer.dialect.delimiter
+    as_written = "{}" + delimiter.replace("{", "{{").replace("}", "}}") + "{}\n"  # a row's line, its cells added
     start = time.perf_counter()
-    for (chunk, malformed), fields, missing in labelled:
+    for (chunk, malformed, texts), fields, missing in labelled:
         for i, reason in malformed.items():
             fields[i] = error_fields(topk, reason)
         bad = sum(map(bool, map(itemgetter(-1), fields)))  # rows with an error
-        deque(map(list.extend, chunk, fields), maxlen=0)  # row.extend(fields) for each row, in C
-        writer.writerows(chunk)
+        if texts is not None and _need_no_quotes(fields, delimiter):
+            out.write("".join(map(as_written.format, map(str.rstrip, texts, repeat("\r\n")), map(delimiter.join, fields))))
+        else:
+            deque(map(list.extend, chunk, fields), maxlen=0)  # row.extend(fields) for each row, in C
+            writer.writerows(chunk)
         rows, errors, computed = rows + len(chunk), errors + bad, computed + missing
         classified += len(chunk) - bad
         bar.update(position() - done)
@@ -354,17 +356,43 @@ def _copy_csv_rows(reader, writer, width: int, index: int, predictor, settings: 
     return rows, classified, errors, computed
 
 
-def _csv_chunks(reader, width: int, index: int, chunk_rows: int):
-    """((rows, {row: reason}), names) of `chunk_rows` rows at a time; blank lines skipped. A row with another
-    number of fields than the header is padded or cut to its width and not classified: the reason says why."""
+def _need_no_quotes(fields: list[tuple], delimiter: str) -> bool:
+    """Whether csv.writer would write every cell as it is (no delimiter, quote or line break in any)."""
+    cells = "".join(map("".join, fields))
+    return not any(map(cells.__contains__, (delimiter, '"', "\r", "\n")))
+
+
+def _ends_in_quotes(line: str, row: list[str]) -> bool:
+    """Whether the file may have ended inside a quoted field of `row`, read from `line`: the reader then gives
+    the field as it stands, without its closing quote. Only the file's last line can lack a line break, and
+    only the reader's taking a line break into a field at the end of the file puts one in a row of one line."""
+    return not line.endswith(("\n", "\r")) or any("\n" in field or "\r" in field for field in row)
+
+
+def _csv_chunks(reader, lines, width: int, index: int, chunk_rows: int):
+    """((rows, {row: reason}, texts), names) of `chunk_rows` rows at a time; blank lines skipped. A row with another
+    number of fields than the header is padded or cut to its width and not classified: the reason says why.
+    `texts` are the rows' lines as read (from `lines`, which follows `reader`), or None: without `lines`, where a
+    row of the chunk spans several lines (a quoted line break), or where a row was padded or cut."""
+    read = reader.line_num  # lines `reader` has parsed; as many are taken from `lines`, so `tee` holds no more
+    if lines is not None:
+        deque(islice(lines, read), maxlen=0)  # the header's
     while True:
         chunk = list(islice(reader, chunk_rows))
         if not chunk:
             return
+        texts = None
+        if lines is not None:
+            texts = list(islice(lines, reader.line_num - read))
+            read = reader.line_num
+            if len(texts) != len(chunk) or _ends_in_quotes(texts[-1], chunk[-1]):
+                texts = None
         if not all(chunk):
+            if texts is not None:
+                texts = list(compress(texts, chunk))
             chunk = [row for row in chunk if row]  # blank lines
         if set(map(len, chunk)) <= {width}:
-            yield (chunk, {}), list(map(itemgetter(index), chunk))
+            yield (chunk, {}, texts), list(map(itemgetter(index), chunk))
             continue
         names, malformed = [], {}
         for i, row in enumerate(chunk):
@@ -374,7 +402,7 @@ def _csv_chunks(reader, width: int, index: int, chunk_rows: int):
             names.append(None)
             malformed[i] = wrong_width(len(row), width)
             chunk[i] = (row + [""] * width)[:width]
-        yield (chunk, malformed), names
+        yield (chunk, malformed, None), names
 
 
 def _names(batch, column: str, source: Path) -> list[str | None]:

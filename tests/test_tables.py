@@ -7,10 +7,15 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from models.predictor import Predictor
 from tests.conftest import ROOT
@@ -142,6 +147,47 @@ def test_workers_write_the_same_file_as_one_process(tmp_path, predictor, tiny_ch
                         progress=False)
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
     assert one.rows == two.rows == len(names) and one.errors == two.errors == 40
+
+
+def classify_text(predictor, text: str, chunk_rows: int, name: str = "in.csv", output: str = "out.csv") -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / name, Path(folder) / output
+        source.write_text(text, encoding="utf-8", newline="")
+        classify_file(source, target, "surname", predictor, chunk_rows=chunk_rows, progress=False)
+        return target.read_bytes().decode("utf-8")  # line breaks as written
+
+
+FIELD = st.text(alphabet='aB é,;"\r\n', max_size=5)  # as it stands, quoted, or with a quote left open
+CSV_FIELD = FIELD | FIELD.map(lambda f: '"' + f.replace('"', '""') + '"') | FIELD.map(lambda f: '"' + f)
+CSV_LINES = st.lists(st.tuples(st.lists(CSV_FIELD, max_size=4).map(",".join), st.sampled_from(["\n", "\r\n", "\r", ""])),
+                     max_size=8).map(lambda rows: "".join(fields + end for fields, end in rows))
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=CSV_LINES, chunk_rows=st.integers(1, 4))
+@example(body='1,"a\nb",c\n2,Ab,c\n', chunk_rows=1)  # a line break in a field straddling two chunks
+@example(body='1,"Ab",c\r\n2,A"b,c\n\n3,"A""b"\n', chunk_rows=3)  # quotes written beyond need, a blank line
+@example(body='1," ,",c\n2,"""",c\n', chunk_rows=2)  # errors that quote the name: "name ' ,' has no letters"
+@example(body='1,Ab,"c\n', chunk_rows=2)  # the file ends inside a quoted field: its line break is in the field
+@example(body='1,Ab,"c', chunk_rows=2)  # ... and without a line break
+def test_rows_copied_as_written_read_back_as_the_csv_writer_writes_them(predictor, body, chunk_rows):
+    """A row read from one line is written as that line plus its cells; read back, every file is what the csv
+    module's writer makes of the rows as parsed, whatever the quotes, line breaks and chunks."""
+    text = "id,surname,note\n" + body
+    as_written = classify_text(predictor, text, chunk_rows)
+    with mock.patch("bulk.tables._need_no_quotes", return_value=False):  # every row through csv.writer
+        rewritten = classify_text(predictor, text, chunk_rows)
+    assert list(csv.reader(io.StringIO(as_written, newline=""))) == list(csv.reader(io.StringIO(rewritten, newline="")))
+
+
+def test_a_row_on_one_line_keeps_its_bytes_and_a_tsv_written_as_csv_is_rewritten(predictor):
+    text = 'id,surname,note\r\n1,"Nakamura", spaced \r\n2,"O\'Brien ""Jr""",x\r\n'
+    lines = classify_text(predictor, text, chunk_rows=10).splitlines()
+    assert lines[1].startswith('1,"Nakamura", spaced ,') and lines[2].startswith('2,"O\'Brien ""Jr""",x,')
+    tsv = text.replace(",", "\t")
+    assert classify_text(predictor, tsv, 10, "in.tsv", "out.tsv").splitlines()[1].startswith('1\t"Nakamura"\t spaced \t')
+    rewritten = classify_text(predictor, tsv, 10, "in.tsv", "out.csv")  # another delimiter: the csv module writes it
+    assert rewritten.splitlines()[1].startswith("1,Nakamura, spaced ,")
 
 
 def test_tsv_in_tsv_out_and_a_sniffed_delimiter(tmp_path, predictor):
