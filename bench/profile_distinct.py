@@ -6,9 +6,11 @@ Prints the names/s of Predictor.predict over every row of the data set (median o
 distinct spellings (bench_tables.distinct_names: the data set's names with endings added),
 one torch thread unless --threads says: normalisation (check_name), encoding (Alphabet.encode_many), each
 member's forward over the batches Predictor gives it (for a mix: each of its members, then the mix itself), the
-whole `Predictor.probabilities`, `compute_fields` (normalise, model, table cells), and the csv module reading
-and writing a table of as many rows (id, first name, surname, city, amount). Prints a Markdown table:
-seconds, microseconds per name, names/s, share of `compute_fields` + CSV.
+whole `Predictor.probabilities`, `compute_fields` (normalise, model, table cells), and reading and writing a
+table of as many rows (id, first name, surname, city, amount): the csv module reading, the rows written as
+their lines plus cells (as a table run writes rows on one line) and by csv.writer (as it writes the others).
+Prints a Markdown table: seconds, microseconds per name, names/s, share of what one process does per row
+(`compute_fields`, reading, writing the lines).
 """
 import argparse
 import csv
@@ -22,6 +24,7 @@ import torch
 
 from bench.bench_tables import CITIES, FIRST, ROOT, distinct_names
 from bulk.labeller import compute_fields
+from bulk.tables import lines_with_cells
 from models import fast_rnn
 from models.predictor import BATCH, BATCH_ANY_LENGTH, Predictor, reads_any_length
 from utils.data import check_name
@@ -115,14 +118,17 @@ def main(argv=None) -> int:
     rows = [[str(i), FIRST[i % len(FIRST)], name, CITIES[i % len(CITIES)], f"{i % 1000}.25"]
             for i, name in enumerate(raw)]
     text = io.StringIO()
-    timed(steps, "CSV write (csv.writer, 8 columns)", csv.writer(text, lineterminator="\n").writerows,
-          [row + ["German", "0.912345", ""] for row in rows])
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    lines = text.getvalue().splitlines(keepends=True)
+    cells = [("German", "0.912345", "")] * len(rows)
     source = io.StringIO(text.getvalue())
     timed(steps, "CSV read (csv.reader)", lambda: list(csv.reader(source)))
-    total = dict(steps)["compute_fields (normalise + probabilities + cells)"] + sum(
-        s for what, s in steps if what.startswith("CSV"))
+    timed(steps, "CSV write (each row's line + its cells)", lines_with_cells, lines, cells, ",")
+    timed(steps, "CSV write (csv.writer, 8 columns; rows over several lines)", csv.writer(io.StringIO(), lineterminator="\n").writerows,
+          [row + list(c) for row, c in zip(rows, cells)])
+    total = sum(s for what, s in steps if what.startswith(("compute_fields", "CSV read", "CSV write (each")))
     print(f"load average at end: {os.getloadavg()[0]:.2f}\n")
-    print("| step | s | µs / name | names/s | share of compute_fields + CSV |" + (" nn.GRU s | × |" if reference else ""))
+    print("| step | s | µs / name | names/s | share of a row |" + (" nn.GRU s | × |" if reference else ""))
     print("|---|---:|---:|---:|---:|" + ("---:|---:|" if reference else ""))
     for what, seconds in steps:
         line = (f"| {what} | {seconds:.2f} | {seconds / len(raw) * 1e6:.1f} | {len(raw) / seconds:,.0f} "

@@ -337,14 +337,13 @@ def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor
     labelled = labelled_chunks(chunks, predictor, topk, True, settings["workers"], settings["threads"],
                                settings["cache_size"], settings["min_probability"])
     delimiter = writer.dialect.delimiter
-    as_written = "{}" + delimiter.replace("{", "{{").replace("}", "}}") + "{}\n"  # a row's line, its cells added
     start = time.perf_counter()
     for (chunk, malformed, texts), fields, missing in labelled:
         for i, reason in malformed.items():
             fields[i] = error_fields(topk, reason)
         bad = sum(map(bool, map(itemgetter(-1), fields)))  # rows with an error
         if texts is not None and _need_no_quotes(fields, delimiter):
-            out.write("".join(map(as_written.format, map(str.rstrip, texts, repeat("\r\n")), map(delimiter.join, fields))))
+            out.write(lines_with_cells(texts, fields, delimiter))
         else:
             deque(map(list.extend, chunk, fields), maxlen=0)  # row.extend(fields) for each row, in C
             writer.writerows(chunk)
@@ -354,6 +353,13 @@ def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor
         done = position()
         bar.set_postfix_str(f"{rows:,} rows, {rows / (time.perf_counter() - start):,.0f} rows/s", refresh=False)
     return rows, classified, errors, computed
+
+
+def lines_with_cells(lines: list[str], fields: list[tuple], delimiter: str) -> str:
+    """Each line (a row as read, its line break dropped) followed by its cells: the output of rows on one line
+    whose cells need no quotes."""
+    as_written = "{}" + delimiter.replace("{", "{{").replace("}", "}}") + "{}\n"
+    return "".join(map(as_written.format, map(str.rstrip, lines, repeat("\r\n")), map(delimiter.join, fields)))
 
 
 def _need_no_quotes(fields: list[tuple], delimiter: str) -> bool:
