@@ -23,8 +23,10 @@ import io
 import multiprocessing
 import multiprocessing.util
 import os
+import pickle
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -71,15 +73,31 @@ class Summary:
 _worker = {}  # the pool process's predictor and settings, set once by _init_worker
 
 
-def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability: float = 0.0) -> None:
+def _init_worker(predictor_file: str, threads: int, topk: int, text: bool, min_probability: float = 0.0) -> None:
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it was born (a process the pool restarts was not)
     if threads:
         torch.set_num_threads(threads)
+    with open(predictor_file, "rb") as f:  # written by the process that started this one, in its private folder
+        predictor = pickle.load(f)
     warm_up(predictor)
     gc.disable()  # as cyclic_gc_paused in classify_file; this process does nothing else
     _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability)
+
+
+def _ship(predictor, folder: Path) -> str:
+    """`predictor` pickled into a file of `folder` for the pool's processes to load. Handed over with the process
+    at its start instead, its 12 MB would hold this process until the new one had imported torch and read them
+    all (2.4 s)."""
+    path = folder / "predictor.pickle"
+    path.write_bytes(pickle.dumps(predictor, protocol=pickle.HIGHEST_PROTOCOL))
+    return str(path)
+
+
+def _started() -> bool:
+    """A job a pool process runs once it has loaded the model: until it is done, no chunk waits for the pool."""
+    return True
 
 
 def _compute_in_worker(names: list[str]) -> list[tuple]:
@@ -91,10 +109,10 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
     """(rows, fields of each row's name, how many names were computed) for each (rows, names) of `chunks`, in order.
 
     Names already answered come from a bounded cache; the rest are computed here (workers=1), or with
-    workers > 1 by a pool of workers - 1 processes and by this one: a chunk goes to the pool while it has
-    fewer than two chunks per process in flight, else this process computes it between its reading and
-    writing. At most 2 * workers chunks are in flight, so memory stays flat; and a run with 2 workers
-    holds two copies of torch and the model, not three.
+    workers > 1 by a pool of workers - 1 processes and by this one: once a pool process has started, a chunk
+    goes to the pool while it has fewer than two chunks per process in flight, else this process computes it
+    between its reading and writing. At most 2 * workers chunks are in flight, so memory stays flat; and a run
+    with 2 workers holds two copies of torch and the model, not three.
     """
     cache = FieldCache(cache_size)
     warm_up(predictor)  # before the pool is started: the pool's processes receive the built tables
@@ -106,17 +124,21 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
         return
     # spawn, not fork: a forked torch can hang on locks its parent's threads held
     context = multiprocessing.get_context("spawn")
-    settings = (predictor, threads, topk, text, min_probability)
-    with _pool_leaving_ctrl_c_to_us(context, workers - 1, _init_worker, settings) as pool:
+    with tempfile.TemporaryDirectory(prefix="surname-pool-") as folder, \
+            _pool_leaving_ctrl_c_to_us(context, workers - 1, _init_worker,
+                                       (_ship(predictor, Path(folder)), threads, topk, text, min_probability)) as pool:
+        # a pool process takes seconds to start (torch, the model): until one has, this process computes every
+        # chunk itself instead of waiting for the first it handed over
+        started = pool.apply_async(_started)
         pending = deque()
         for rows, names in chunks:
             found, missing = cache.lookup(names)
             in_pool = sum(not isinstance(job, list) and not job.ready() for *_, job in pending if job is not None)
             if not missing:
                 job = None
-            elif in_pool < 2 * (workers - 1):
+            elif in_pool < 2 * (workers - 1) and started.ready():
                 job = pool.apply_async(_compute_in_worker, (missing,))
-            else:  # the pool is busy: this process computes the chunk itself
+            else:  # the pool is busy or not started yet: this process computes the chunk itself
                 job = compute_fields(predictor, missing, topk, text, min_probability)
             pending.append((rows, names, found, missing, job))
             while len(pending) > 2 * workers or (pending and _done(pending[0][-1])):

@@ -149,6 +149,27 @@ def test_workers_write_the_same_file_as_one_process(tmp_path, predictor, tiny_ch
     assert one.rows == two.rows == len(names) and one.errors == two.errors == 40
 
 
+class SlowToStart(Predictor):
+    """A Predictor that takes two minutes to load in a pool process."""
+
+    def __setstate__(self, state: dict) -> None:
+        time.sleep(120)
+        super().__setstate__(state)
+
+
+@pytest.mark.slow
+def test_a_pool_process_slow_to_start_holds_no_row_up(tmp_path, predictor):
+    slow = SlowToStart.__new__(SlowToStart)
+    slow.__dict__.update(predictor.__dict__)
+    source = tmp_path / "in.csv"
+    source.write_text("n,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(["Nakamura", "Ivanov", "Li"] * 100)))
+    start = time.perf_counter()
+    classify_file(source, tmp_path / "two.csv", "name", slow, chunk_rows=25, workers=2, progress=False)
+    assert time.perf_counter() - start < 60  # this process answered every chunk while the pool's was loading
+    classify_file(source, tmp_path / "one.csv", "name", predictor, chunk_rows=25, progress=False)
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+
+
 def classify_text(predictor, text: str, chunk_rows: int, name: str = "in.csv", output: str = "out.csv") -> str:
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / name, Path(folder) / output
