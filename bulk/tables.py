@@ -86,13 +86,23 @@ def _init_worker(predictor_file: str, threads: int, topk: int, text: bool, min_p
     _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability)
 
 
-def _ship(predictor, folder: Path) -> str:
-    """`predictor` pickled into a file of `folder` for the pool's processes to load. Handed over with the process
-    at its start instead, its 12 MB would hold this process until the new one had imported torch and read them
-    all (2.4 s)."""
-    path = folder / "predictor.pickle"
-    path.write_bytes(pickle.dumps(predictor, protocol=pickle.HIGHEST_PROTOCOL))
-    return str(path)
+@contextmanager
+def _shipped(predictor):
+    """The path of a file holding `predictor` pickled, for the pool's processes to load, in a private temporary
+    folder removed on leaving. Handed over with a process at its start instead, its 12 MB would hold this
+    process until the new one had imported torch and read them all (2.4 s). UserError if it cannot be written."""
+    folder = None
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="surname-pool-")
+        path = Path(folder.name) / "predictor.pickle"
+        path.write_bytes(pickle.dumps(predictor, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError as e:
+        if folder is not None:
+            folder.cleanup()
+        raise UserError(f"--workers: cannot write the model for the pool's processes to a temporary folder "
+                        f"({e.strerror or e}); point TMPDIR at a writable folder with space") from None
+    with folder:
+        yield str(path)
 
 
 def _started() -> bool:
@@ -124,9 +134,9 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
         return
     # spawn, not fork: a forked torch can hang on locks its parent's threads held
     context = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="surname-pool-") as folder, \
+    with _shipped(predictor) as predictor_file, \
             _pool_leaving_ctrl_c_to_us(context, workers - 1, _init_worker,
-                                       (_ship(predictor, Path(folder)), threads, topk, text, min_probability)) as pool:
+                                       (predictor_file, threads, topk, text, min_probability)) as pool:
         # a pool process takes seconds to start (torch, the model): until one has, this process computes every
         # chunk itself instead of waiting for the first it handed over
         started = pool.apply_async(_started)

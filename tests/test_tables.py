@@ -170,6 +170,15 @@ def test_a_pool_process_slow_to_start_holds_no_row_up(tmp_path, predictor):
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
 
 
+def test_workers_without_a_writable_temporary_folder_is_one_line_and_no_file(tmp_path, predictor, monkeypatch):
+    source = tmp_path / "in.csv"
+    source.write_text("n,name\n1,Nakamura\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # where the pool's model file would go
+    with pytest.raises(UserError, match="TMPDIR"):
+        classify_file(source, tmp_path / "out.csv", "name", predictor, workers=2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 def classify_text(predictor, text: str, chunk_rows: int, name: str = "in.csv", output: str = "out.csv") -> str:
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / name, Path(folder) / output
