@@ -124,8 +124,8 @@ def main(argv=None) -> int:
     source = io.StringIO(text.getvalue())
     timed(steps, "CSV read (csv.reader)", lambda: list(csv.reader(source)))
     timed(steps, "CSV write (each row's line + its cells)", lines_with_cells, lines, cells, ",")
-    timed(steps, "CSV write (csv.writer, 8 columns; rows over several lines)", csv.writer(io.StringIO(), lineterminator="\n").writerows,
-          [row + list(c) for row, c in zip(rows, cells)])
+    timed(steps, "CSV write (csv.writer, 8 columns; rows over several lines)",
+          csv.writer(io.StringIO(), lineterminator="\n").writerows, [row + list(c) for row, c in zip(rows, cells)])
     total = sum(s for what, s in steps if what.startswith(("compute_fields", "CSV read", "CSV write (each")))
     print(f"load average at end: {os.getloadavg()[0]:.2f}\n")
     print("| step | s | µs / name | names/s | share of a row |" + (" nn.GRU s | × |" if reference else ""))

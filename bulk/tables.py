@@ -374,7 +374,7 @@ def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor
         for i, reason in malformed.items():
             fields[i] = error_fields(topk, reason)
         bad = sum(map(bool, map(itemgetter(-1), fields)))  # rows with an error
-        if texts is not None and _need_no_quotes(fields, delimiter):
+        if texts is not None and _need_no_quotes(fields, writer.dialect):
             out.write(lines_with_cells(texts, fields, delimiter))
         else:
             deque(map(list.extend, chunk, fields), maxlen=0)  # row.extend(fields) for each row, in C
@@ -394,10 +394,10 @@ def lines_with_cells(lines: list[str], fields: list[tuple], delimiter: str) -> s
     return "".join(map(as_written.format, map(str.rstrip, lines, repeat("\r\n")), map(delimiter.join, fields)))
 
 
-def _need_no_quotes(fields: list[tuple], delimiter: str) -> bool:
-    """Whether csv.writer would write every cell as it is (no delimiter, quote or line break in any)."""
+def _need_no_quotes(fields: list[tuple], dialect) -> bool:
+    """Whether a csv.writer of `dialect` would write every cell as it is (no delimiter, quote or line break in any)."""
     cells = "".join(map("".join, fields))
-    return not any(map(cells.__contains__, (delimiter, '"', "\r", "\n")))
+    return not any(map(cells.__contains__, (dialect.delimiter, dialect.quotechar, "\r", "\n")))
 
 
 def _ends_in_quotes(line: str, row: list[str]) -> bool:

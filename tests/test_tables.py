@@ -214,6 +214,8 @@ def test_a_row_on_one_line_keeps_its_bytes_and_a_tsv_written_as_csv_is_rewritten
     text = 'id,surname,note\r\n1,"Nakamura", spaced \r\n2,"O\'Brien ""Jr""",x\r\n'
     lines = classify_text(predictor, text, chunk_rows=10).splitlines()
     assert lines[1].startswith('1,"Nakamura", spaced ,') and lines[2].startswith('2,"O\'Brien ""Jr""",x,')
+    quoted = classify_text(predictor, 'id,surname,note\n3,"""",x\n', chunk_rows=10).splitlines()
+    assert quoted[1] == '3,"""",x,,,"name \'""\' has no letters"'  # a cell with a quote is quoted, as csv.writer does
     tsv = text.replace(",", "\t")
     assert classify_text(predictor, tsv, 10, "in.tsv", "out.tsv").splitlines()[1].startswith('1\t"Nakamura"\t spaced \t')
     rewritten = classify_text(predictor, tsv, 10, "in.tsv", "out.csv")  # another delimiter: the csv module writes it
