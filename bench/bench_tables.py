@@ -1,15 +1,18 @@
-"""Throughput and peak memory of `predict.py --input FILE` on two kinds of surname column, against the old
+"""Throughput and peak memory of `predict.py --input FILE` on three kinds of surname column, against the old
 `predict.py - < names.txt`, in one run.
 
     python bench/bench_tables.py --checkpoint save_model/ngram+gru_classification_best.bin
     python bench/bench_tables.py --checkpoint CK --rows 1000000 --workers 1 2 --baseline-rows 100000
 
-Writes synthetic CSVs (id, first name, surname, city, amount) into --dir, of two kinds:
-  repeated  surnames drawn from the data set's rows (so common ones repeat, as in a real surname column)
-            mixed with --external share of made-up, external-looking names drawn from a Zipf-weighted pool,
-            and a few empty or letter-less ones: about 38,000 distinct names in a million rows;
-  distinct  every row a spelling no other row has (distinct_names: the data set's names with endings added),
-            so no answer is ever reused: every row costs a model call.
+Writes synthetic CSVs (id, first name, surname, city, amount) into --dir, of three kinds:
+  repeated    surnames drawn from the data set's rows (so common ones repeat) mixed with --external share of
+              made-up, external-looking names drawn from a Zipf-weighted pool, and a few empty or letter-less
+              ones: about 38,000 distinct names in a million rows;
+  population  surnames drawn from a million distinct spellings with Zipf weights (the k-th most common drawn
+              in proportion to 1/k, as surnames are spread in a population): about 220,000 distinct names in a
+              million rows, where a country's million people hold 100,000-300,000;
+  distinct    every row a spelling no other row has (distinct_names: the data set's names with endings added),
+              so no answer is ever reused: every row costs a model call.
 Then runs each command as a child process, one after another (the machine has 2 cores: never two
 measurements at once), and prints a Markdown table with a column group per kind: wall seconds of the
 whole process (start-up included), names/s, and peak memory: the largest single process's RSS (from
@@ -20,6 +23,7 @@ repeated kind (0: no baseline).
 """
 import argparse
 import csv
+import itertools
 import os
 import random
 import subprocess
@@ -32,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SYLLABLES = ["ka", "lo", "mi", "ren", "zu", "tar", "vel", "qui", "bro", "sen", "dah", "ix", "ou", "nak", "sto",
              "wen", "gri", "fal", "ody", "pe", "har", "lin", "jo", "bec", "mar", "tsu", "vik", "el", "rho", "dun"]
 FIRST = ["Anna", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Ines", "José", "Kai", "Lena"]
-KINDS = ("repeated", "distinct")
+KINDS = ("repeated", "population", "distinct")
+POPULATION_POOL = 1_000_000  # distinct spellings the population column draws from
 CITIES = ["Paris", "Osaka", "São Paulo", "New York, NY", "Zürich", "Lagos", "Hanoi", "Perth"]
 # endings and prefixes that turn the data set's ~17,000 distinct names into a million distinct spellings
 ENDINGS = ["", "a", "e", "i", "o", "s", "y", "an", "as", "el", "en", "er", "es", "et", "ez", "ic", "in", "is", "ko",
@@ -92,6 +97,14 @@ def distinct_names(data: Path, n: int, seed: int = 0) -> list[str]:
         if len(names) >= n:
             return random.Random(seed).sample(list(names), n)
     raise SystemExit(f"error: at most {len(names):,} distinct spellings can be made from {data}")
+
+
+def population_source(spellings: list[str], seed: int):
+    """A function drawing n surnames from `spellings`, the k-th with weight 1/k (Zipf's law, which surname
+    frequencies follow): the most common names repeat often, most of the rest once or a few times."""
+    rng = random.Random(seed)
+    cumulative = list(itertools.accumulate(1 / k for k in range(1, len(spellings) + 1)))
+    return lambda start, n: rng.choices(spellings, cum_weights=cumulative, k=n)
 
 
 def write_table(path: Path, rows: int, names) -> None:
@@ -174,6 +187,8 @@ def main(argv=None) -> int:
     if "distinct" in args.kinds:
         spellings = distinct_names(args.data, max(args.rows), args.seed)
         columns["distinct"] = lambda start, n: spellings[start:start + n]
+    if "population" in args.kinds:
+        columns["population"] = population_source(distinct_names(args.data, POPULATION_POOL, args.seed), args.seed)
     results = {}  # (command, names) -> {kind: (wall, names/s, rss, tree rss, tree pss)}
     baseline = None
     if args.baseline_rows:

@@ -4,6 +4,7 @@ predictions within the tolerance the project holds it to (bench/check_fast_path.
 import pickle
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 import torch
@@ -102,14 +103,27 @@ def test_distinct_names_are_distinct_and_made_from_the_data():
     assert len(set(names)) == 5000 and names == distinct_names(ROOT / "data" / "names.tsv", 5000, seed=1)
 
 
+def test_the_population_column_repeats_common_names_as_zipf_says():
+    """The k-th spelling is drawn in proportion to 1/k: the first about twice as often as the second, most of the
+    pool's tail never, so a column has far fewer distinct names than rows but far more than a data set's."""
+    from bench.bench_tables import population_source
+
+    spellings = [f"Name{i}" for i in range(100_000)]
+    column = population_source(spellings, seed=0)(0, 100_000)
+    counts = Counter(column)
+    assert 1.7 < counts["Name0"] / counts["Name1"] < 2.3
+    assert 20_000 < len(counts) < 50_000
+    assert column == population_source(spellings, seed=0)(0, 100_000)
+
+
 @pytest.mark.slow
-def test_bench_tables_measures_both_columns(tiny_checkpoint, tmp_path):
+def test_bench_tables_measures_the_three_columns(tiny_checkpoint, tmp_path):
     from tests.conftest import run_script
 
     result = run_script("bench/bench_tables.py", "--checkpoint", str(tiny_checkpoint), "--rows", "300",
                         "--baseline-rows", "0", "--dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "repeated: names/s" in result.stdout and "distinct: names/s" in result.stdout
+    assert all(f"{kind}: names/s" in result.stdout for kind in ("repeated", "population", "distinct"))
     assert "| `predict.py --input` --workers 1 | 300 |" in result.stdout
 
 
