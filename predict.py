@@ -38,7 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--column", default=None, help="with --input: the column holding the names")
     parser.add_argument("--output", type=Path, default=None,
                         help="with --input: the file to write (its rows, plus country, probability and error)")
-    parser.add_argument("--workers", type=int, default=1, help="with --input: processes running the model (default: 1; more pay off when most names differ)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="with --input: processes running the model (default: 1; more pay off when most names differ)")
     parser.add_argument("--topk", type=int, default=1, help="print the K likeliest countries with probabilities")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     add_model_arguments(parser)

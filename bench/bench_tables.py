@@ -23,6 +23,7 @@ repeated kind (0: no baseline).
 """
 import argparse
 import csv
+import functools
 import itertools
 import os
 import random
@@ -184,11 +185,11 @@ def main(argv=None) -> int:
                "--threads", str(args.threads)]
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     columns = {"repeated": lambda start, n: draw(n)}
+    spellings = functools.cache(lambda n: distinct_names(args.data, n, args.seed))  # one list for both kinds at 1M rows
     if "distinct" in args.kinds:
-        spellings = distinct_names(args.data, max(args.rows), args.seed)
-        columns["distinct"] = lambda start, n: spellings[start:start + n]
+        columns["distinct"] = lambda start, n: spellings(max(args.rows))[start:start + n]
     if "population" in args.kinds:
-        columns["population"] = population_source(distinct_names(args.data, POPULATION_POOL, args.seed), args.seed)
+        columns["population"] = population_source(spellings(POPULATION_POOL), args.seed)
     results = {}  # (command, names) -> {kind: (wall, names/s, rss, tree rss, tree pss)}
     baseline = None
     if args.baseline_rows:
