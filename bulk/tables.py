@@ -10,8 +10,9 @@ copied as it was written (its quotes and spaces kept) when the output has the in
 rows are written by the csv module, and read back the same. Rows are read `chunk_rows` at a
 time and at most `cache_size` answers are kept (100,000 by default, about 25 MB), so memory stays
 flat whatever the file's length and however many of its names differ (docs/speed.md). With
-workers > 1 a pool of workers - 1 processes (each loads the checkpoint once) and this one classify
-the chunks' new names, this one also reading and writing, chunks kept in order. The output is
+workers > 1 a pool of workers - 1 processes and this one classify
+the chunks' new names, this one also reading and writing, chunks kept in order; on Linux with one torch
+thread the pool's processes are forked and share this one's model. The output is
 written to a hidden temp file beside the target and renamed at the end, so an interrupted run
 leaves no output file (nor, unless killed outright, a temp file).
 """
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import compress, islice, repeat, tee
 from operator import itemgetter
@@ -73,17 +74,33 @@ class Summary:
 _worker = {}  # the pool process's predictor and settings, set once by _init_worker
 
 
-def _init_worker(predictor_file: str, threads: int, topk: int, text: bool, min_probability: float = 0.0) -> None:
+def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability: float = 0.0) -> None:
+    """Set up a pool process. `predictor` is the Predictor itself in a forked process (it shares the parent's copy),
+    or in a spawned one the path of a file holding it pickled."""
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it was born (a process the pool restarts was not)
     if threads:
         torch.set_num_threads(threads)
-    with open(predictor_file, "rb") as f:  # written by the process that started this one, in its private folder
-        predictor = pickle.load(f)
-    warm_up(predictor)
+    if isinstance(predictor, str):
+        with open(predictor, "rb") as f:  # written by the process that started this one, in its private folder
+            predictor = pickle.load(f)
+        warm_up(predictor)
     gc.disable()  # as cyclic_gc_paused in classify_file; this process does nothing else
     _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability)
+
+
+def _pool_context(threads: int):
+    """How the pool's processes start: by fork where that is safe, else by spawn.
+
+    A forked process shares this one's torch, model and tables, copy on write, and is ready at once; a spawned one
+    imports torch and reads the model itself (about 200 MiB more over two workers, and seconds before its first
+    chunk). Fork is safe on Linux for a process that runs torch on one thread, as torch's DataLoader workers do:
+    with more, a parent's OpenMP threads are missing in the child, whose next parallel region can hang; and
+    macOS's system libraries do not survive a fork."""
+    if sys.platform.startswith("linux") and threads == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 @contextmanager
@@ -132,11 +149,11 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
             computed = compute_fields(predictor, missing, topk, text, min_probability) if missing else []
             yield rows, complete(found, names, missing, computed, cache), len(missing)
         return
-    # spawn, not fork: a forked torch can hang on locks its parent's threads held
-    context = multiprocessing.get_context("spawn")
-    with _shipped(predictor) as predictor_file, \
+    context = _pool_context(threads)
+    forked = context.get_start_method() == "fork"
+    with (nullcontext(predictor) if forked else _shipped(predictor)) as shared, \
             _pool_leaving_ctrl_c_to_us(context, workers - 1, _init_worker,
-                                       (predictor_file, threads, topk, text, min_probability)) as pool:
+                                       (shared, threads, topk, text, min_probability)) as pool:
         # a pool process takes seconds to start (torch, the model): until one has, this process computes every
         # chunk itself instead of waiting for the first it handed over
         started = pool.apply_async(_started)
@@ -163,8 +180,10 @@ def _pool_leaving_ctrl_c_to_us(context, processes: int, initializer, initargs):
     every process of the group: this way it is this process's alone to handle (it ends the pool), and a pool
     process still importing torch prints no traceback. An ignored signal stays ignored through fork and exec
     (and Python then leaves it so), so SIGINT is ignored here for the instant of each fork and exec, by wrapping
-    multiprocessing's one spawn function while the pool starts. A Ctrl-C during the start is held until the pool
-    is whole (stopped half way, a pool process would read half a pickle and print that) and then raised."""
+    multiprocessing's one spawn function while the pool starts; a process the pool forks inherits the handler
+    set for the start, which only notes the Ctrl-C, until its initializer ignores SIGINT. A Ctrl-C during the
+    start is held until the pool is whole (stopped half way, a pool process would read half a pickle and print
+    that) and then raised."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         with context.Pool(processes, initializer, initargs) as pool:
             yield pool
@@ -377,10 +396,12 @@ def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor
         if texts is not None and _need_no_quotes(fields, writer.dialect):
             out.write(lines_with_cells(texts, fields, delimiter))
         else:
+            if chunk is None:  # only the lines were kept: the rows again, parsed as they were the first time
+                chunk = list(csv.reader(texts, reader.dialect))
             deque(map(list.extend, chunk, fields), maxlen=0)  # row.extend(fields) for each row, in C
             writer.writerows(chunk)
-        rows, errors, computed = rows + len(chunk), errors + bad, computed + missing
-        classified += len(chunk) - bad
+        rows, errors, computed = rows + len(fields), errors + bad, computed + missing
+        classified += len(fields) - bad
         bar.update(position() - done)
         done = position()
         bar.set_postfix_str(f"{rows:,} rows, {rows / (time.perf_counter() - start):,.0f} rows/s", refresh=False)
@@ -408,8 +429,9 @@ def _ends_in_quotes(line: str, row: list[str]) -> bool:
 
 
 def _csv_chunks(reader, lines, width: int, index: int, chunk_rows: int):
-    """((rows, {row: reason}, texts), names) of `chunk_rows` rows at a time; blank lines skipped. A row with another
-    number of fields than the header is padded or cut to its width and not classified: the reason says why.
+    """((rows, {row: reason}, texts), names) of `chunk_rows` rows at a time (rows None where texts stand for them);
+    blank lines skipped. A row with another number of fields than the header is padded or cut to its width and
+    not classified: the reason says why.
     `texts` are the rows' lines as read (from `lines`, which follows `reader`), or None: without `lines`, where a
     row of the chunk spans several lines (a quoted line break), or where a row was padded or cut."""
     read = reader.line_num  # lines `reader` has parsed; as many are taken from `lines`, so `tee` holds no more
@@ -429,8 +451,9 @@ def _csv_chunks(reader, lines, width: int, index: int, chunk_rows: int):
             if texts is not None:
                 texts = list(compress(texts, chunk))
             chunk = [row for row in chunk if row]  # blank lines
-        if set(map(len, chunk)) <= {width}:
-            yield (chunk, {}, texts), list(map(itemgetter(index), chunk))
+        if set(map(len, chunk)) <= {width}:  # with the lines, the parsed rows are dropped: they would wait with the
+            names = list(map(itemgetter(index), chunk))  # chunk in flight, and are needed only if a cell needs quotes
+            yield (None if texts is not None else chunk, {}, texts), names
             continue
         names, malformed = [], {}
         for i, row in enumerate(chunk):

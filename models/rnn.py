@@ -46,7 +46,9 @@ class RNNClassifier(nn.Module):
             last = fast_rnn.last_states(self.rnn, letters[:, : int(lengths[0])])  # [B, directions * H]
             return self._logits(last)
         if fast_rnn.can_run_gru(self.rnn, letters):  # inference only, names of any lengths together
-            return self._logits(fast_rnn.gru_last_states(self.rnn, letters, lengths))
+            if self.training and self.dropout.p > 0:
+                return self._logits(fast_rnn.gru_last_states(self.rnn, letters, lengths))
+            return fast_rnn.gru_last_states(self.rnn, letters, lengths, head=self.head)  # the same, in less memory
         if letters.dtype == torch.long:
             letters = F.one_hot(letters, self.args.n_letters).to(self.head.weight.dtype)  # [B, T, n_letters]
         if same_length:

@@ -31,6 +31,21 @@ def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps):
     assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
 
 
+@pytest.mark.parametrize("batch", [1, 40])
+def test_gru_inference_path_with_a_head_gives_the_heads_logits_and_leaves_the_head_as_it_was(batch):
+    """With a head the path adds each direction's part of the logits as its names end, instead of keeping every
+    name's states: the same logits, and the head's own bias is not the array they are added into."""
+    torch.manual_seed(batch)
+    gru, head = torch.nn.GRU(11, 8, batch_first=True, bidirectional=True), torch.nn.Linear(16, 5)
+    letters, lengths = torch.randint(0, 11, (batch, 9)), torch.randint(1, 10, (batch,))
+    bias = head.bias.detach().clone()
+    with torch.inference_mode():
+        expected = head(fast_rnn.gru_last_states(gru, letters, lengths))
+        for _ in range(2):
+            assert torch.allclose(fast_rnn.gru_last_states(gru, letters, lengths, head=head), expected, atol=1e-6)
+    assert torch.equal(head.bias, bias)
+
+
 def test_gru_inference_path_follows_changed_weights_and_is_never_used_for_training():
     gru = torch.nn.GRU(5, 4, batch_first=True)
     letters = torch.randint(0, 5, (3, 4))

@@ -173,10 +173,23 @@ def test_a_pool_process_slow_to_start_holds_no_row_up(tmp_path, predictor):
 def test_workers_without_a_writable_temporary_folder_is_one_line_and_no_file(tmp_path, predictor, monkeypatch):
     source = tmp_path / "in.csv"
     source.write_text("n,name\n1,Nakamura\n")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # where the pool's model file would go
-    with pytest.raises(UserError, match="TMPDIR"):
-        classify_file(source, tmp_path / "out.csv", "name", predictor, workers=2, progress=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # where a spawned pool's model file would go
+    with pytest.raises(UserError, match="TMPDIR"):  # two threads: the pool's processes are spawned
+        classify_file(source, tmp_path / "out.csv", "name", predictor, workers=2, threads=2, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux only")
+def test_a_forked_pool_shares_the_model_instead_of_a_file(tmp_path, predictor, monkeypatch):
+    """With one torch thread on Linux the pool's processes are forked: they answer with this process's model, so
+    no temporary file is written for them, and the rows come out as one process writes them."""
+    source = tmp_path / "in.csv"
+    source.write_text("n,name\n" + "".join(f"{i},Name{'abcdefghij'[i % 10]}{i:05d}\n" for i in range(3000)))
+    classify_file(source, tmp_path / "one.csv", "name", predictor, workers=1, progress=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    classify_file(source, tmp_path / "two.csv", "name", predictor, workers=2, threads=1, chunk_rows=200,
+                  progress=False)
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
 
 
 def classify_text(predictor, text: str, chunk_rows: int, name: str = "in.csv", output: str = "out.csv") -> str:
@@ -220,6 +233,9 @@ def test_a_row_on_one_line_keeps_its_bytes_and_a_tsv_written_as_csv_is_rewritten
     assert classify_text(predictor, tsv, 10, "in.tsv", "out.tsv").splitlines()[1].startswith('1\t"Nakamura"\t spaced \t')
     rewritten = classify_text(predictor, tsv, 10, "in.tsv", "out.csv")  # another delimiter: the csv module writes it
     assert rewritten.splitlines()[1].startswith("1,Nakamura, spaced ,")
+    quoted_tsv = classify_text(predictor, 'id\tsurname\n1\tTanaka\n3\t""""\n', 10, "in.tsv", "out.tsv")
+    assert [row[:2] + row[-1:] for row in csv.reader(io.StringIO(quoted_tsv), delimiter="\t")] == [
+        ["id", "surname", "error"], ["1", "Tanaka", ""], ["3", '"', "name '\"' has no letters"]]
 
 
 def test_tsv_in_tsv_out_and_a_sniffed_delimiter(tmp_path, predictor):
@@ -332,7 +348,7 @@ def test_an_interrupted_run_leaves_no_output_file(tmp_path, tiny_checkpoint, sig
         assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
         assert "Traceback" not in stderr
     if sig != signal.SIGKILL:  # the pool's processes end with the run
-        assert len(pool) >= workers if workers > 1 else True
+        assert len(pool) >= workers - 1  # the pool's processes (and a spawned pool's resource tracker)
         deadline = time.monotonic() + 10
         while any(_alive(pid) for pid in pool) and time.monotonic() < deadline:
             time.sleep(0.1)
