@@ -137,52 +137,53 @@ def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch
     torch.lerp(n, previous, rz[:, h:2 * h], out=out)  # n + z (h - n)
 
 
-def _gru_direction(t: dict, letters: torch.Tensor, lengths: torch.Tensor, finished) -> None:
-    """The last state of one direction over `letters` [N, T] in reading order, names sorted longest first (`lengths`
-    [N], descending): level k of the trie holds the distinct first k letters of the names that long. The states of
-    the names that end at a level are handed to `finished(positions, states)` there (positions in the sorted order),
-    so a call never holds every name's states twice."""
+def _gru_direction(t: dict, letters: torch.Tensor, lengths: torch.Tensor, out: torch.Tensor,
+                   project: torch.Tensor | None = None) -> None:
+    """One direction over `letters` [N, T] in reading order, names sorted longest first (`lengths` [N], descending):
+    level k of the trie holds the distinct first k letters of the names that long. Each name's last state goes to
+    its row of `out`: the state itself (`out` [N, H]), or with `project` [H, C] the state times it, added to the row
+    (`out` [N, C]: a head's logits, this direction's part), so that no [N, H] array is needed."""
     n_letters, hidden = t["rows"].shape[0], t["w_hh"].shape[0]
     alive = torch.bincount(lengths, minlength=letters.shape[1] + 2).flip(0).cumsum(0).flip(0).tolist()  # names >= k long
     node = letters.new_zeros(len(letters))  # each name's node at the level before; the root's state is 0
-    states = t["w_hh"].new_zeros(1, hidden)
-    buffer, previous = states.new_empty(BLOCK, 4 * hidden), states.new_empty(BLOCK, hidden)  # reused by every block
+    states = out.new_zeros(1, hidden)
+    buffer, previous = out.new_empty(BLOCK, 4 * hidden), out.new_empty(BLOCK, hidden)  # reused by every block
     for k in range(int(lengths[0])):
         reading, longer = alive[k + 1], alive[k + 2]  # the names at least k + 1 long come first, those longer before them
         distinct, inverse = torch.unique(node[:reading] * n_letters + letters[:reading, k], return_inverse=True)
         parent, letter = distinct.div(n_letters, rounding_mode="floor"), distinct.remainder(n_letters)
-        new = states.new_empty(len(distinct), hidden)  # the states of the distinct prefixes k + 1 long
+        new = out.new_empty(len(distinct), hidden)  # the states of the distinct prefixes k + 1 long
         for i in range(0, len(distinct), BLOCK):
             rows = parent[i:i + BLOCK]
             torch.index_select(states, 0, rows, out=previous[:len(rows)])
             _gru_steps(t, letter[i:i + BLOCK], previous[:len(rows)], new[i:i + BLOCK], buffer)
-        if longer < reading:  # the names exactly k + 1 long
-            finished(slice(longer, reading), new.index_select(0, inverse[longer:reading]))
+        ending = inverse[longer:reading]  # the names exactly k + 1 long
+        if project is None:
+            torch.index_select(new, 0, ending, out=out[longer:reading])
+        else:
+            out[longer:reading].addmm_(new.index_select(0, ending), project)
         node, states = inverse, new
 
 
 def gru_last_states(rnn: nn.GRU, letters: torch.Tensor, lengths: torch.Tensor,
                     head: nn.Linear | None = None) -> torch.Tensor:
     """nn.GRU's h_n of one-hot(letters) [B, T], each name read to its length [B]: directions side by side, [B, D * H].
-    With `head`, head(h_n) [B, C] instead, each direction's part added as its names end: a call then never holds
-    every name's states (20,000 names, hidden 128, two directions: 20 MB)."""
+    With `head`, head(h_n) [B, C] instead, each direction's part of the logits added as its names end: a call then
+    holds no name's states once its level is done (20,000 names, hidden 128, two directions: 20 MB less)."""
     tables = _gru_tables(rnn)
     lengths = lengths.to(letters.device)
-    order = torch.argsort(lengths, descending=True, stable=True)  # sorted position -> the callers' row
-    letters, lengths = letters[order], lengths[order]
-    hidden, directions = rnn.hidden_size, len(tables)
-    if head is None:  # each direction's states straight to their rows and columns
-        out = torch.empty(len(letters), directions * hidden, device=letters.device)  # [B, D * H]
-        finishers = [lambda at, states, d=d: out[:, d * hidden:(d + 1) * hidden].index_copy_(0, order[at], states)
-                     for d in range(directions)]
-    else:  # bias + each direction's states times its columns of the head's weight
-        out = head.bias.repeat(len(letters), 1)  # [B, C], a new array (the bias itself must not be added to)
-        weights = [head.weight[:, d * hidden:(d + 1) * hidden].t() for d in range(directions)]  # [H, C] each
-        finishers = [lambda at, states, w=w: out.index_add_(0, order[at], states @ w) for w in weights]
-    _gru_direction(tables[0], letters, lengths, finishers[0])
-    if directions == 2:  # the reverse direction reads each name from its own last letter
-        steps = torch.arange(letters.shape[1], device=letters.device)
-        reverse = letters.gather(1, (lengths[:, None] - 1 - steps).clamp(min=0))  # [B, T]
-        del letters  # the sorted copy, not needed while the reverse direction runs
-        _gru_direction(tables[1], reverse, lengths, finishers[1])
-    return out
+    order = torch.argsort(lengths, descending=True, stable=True)
+    letters, lengths = letters[order], lengths[order]  # a name ends at the same level in both directions
+    hidden, lasts = rnn.hidden_size, []
+    logits = None if head is None else head.bias.repeat(len(letters), 1)  # [B, C], a new array: the bias stays
+    for d, t in enumerate(tables):
+        if d == 1:  # the reverse direction reads each name from its own last letter
+            steps = torch.arange(letters.shape[1], device=letters.device)
+            letters = letters.gather(1, (lengths[:, None] - 1 - steps).clamp(min=0))  # [B, T]
+        if head is None:
+            lasts.append(letters.new_empty(len(letters), hidden, dtype=torch.float32))
+            _gru_direction(t, letters, lengths, lasts[-1])
+        else:
+            _gru_direction(t, letters, lengths, logits, head.weight[:, d * hidden:(d + 1) * hidden].t())
+    last = logits if head is not None else torch.cat(lasts, 1) if len(lasts) == 2 else lasts[0]
+    return last.index_select(0, torch.argsort(order))  # back to the callers' order
