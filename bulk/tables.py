@@ -10,11 +10,11 @@ copied as it was written (its quotes and spaces kept) when the output has the in
 rows are written by the csv module, and read back the same. Rows are read `chunk_rows` at a
 time and at most `cache_size` answers are kept (100,000 by default, about 25 MB), so memory stays
 flat whatever the file's length and however many of its names differ (docs/speed.md). With
-workers > 1 a pool of workers - 1 processes and this one classify
-the chunks' new names, this one also reading and writing, chunks kept in order; on Linux with one torch
-thread the pool's processes are forked and share this one's model. The output is
-written to a hidden temp file beside the target and renamed at the end, so an interrupted run
-leaves no output file (nor, unless killed outright, a temp file).
+workers > 1 a pool of workers - 1 processes and this one classify the chunks' new names, this one
+also reading and writing, chunks kept in order; on Linux with one torch thread the pool's processes
+are forked and share this one's model. The output is written to a hidden temp file beside the target
+and renamed at the end, so an interrupted run leaves no output file (nor, unless killed outright, a
+temp file).
 """
 import csv
 import errno
@@ -451,8 +451,10 @@ def _csv_chunks(reader, lines, width: int, index: int, chunk_rows: int):
             if texts is not None:
                 texts = list(compress(texts, chunk))
             chunk = [row for row in chunk if row]  # blank lines
-        if set(map(len, chunk)) <= {width}:  # with the lines, the parsed rows are dropped: they would wait with the
-            names = list(map(itemgetter(index), chunk))  # chunk in flight, and are needed only if a cell needs quotes
+        if set(map(len, chunk)) <= {width}:
+            # with its lines kept, a chunk's parsed rows are dropped: they would wait with it in flight, and are
+            # needed only where a cell needs quotes (then parsed again from the lines)
+            names = list(map(itemgetter(index), chunk))
             yield (None if texts is not None else chunk, {}, texts), names
             continue
         names, malformed = [], {}
