@@ -185,5 +185,5 @@ def gru_last_states(rnn: nn.GRU, letters: torch.Tensor, lengths: torch.Tensor,
             _gru_direction(t, letters, lengths, lasts[-1])
         else:
             _gru_direction(t, letters, lengths, logits, head.weight[:, d * hidden:(d + 1) * hidden].t())
-    last = logits if head is not None else torch.cat(lasts, 1) if len(lasts) == 2 else lasts[0]
+    last = torch.cat(lasts, 1) if head is None else logits
     return last.index_select(0, torch.argsort(order))  # back to the callers' order
