@@ -47,6 +47,19 @@ def read_csv(path, delimiter=",") -> list[list[str]]:
         return list(csv.reader(f, delimiter=delimiter))
 
 
+def write_distinct_csv(path: Path, rows: int) -> Path:
+    """An id,surname CSV whose every name differs: every row runs through the model."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["id", "surname"]] + [[i, f"Name{'abcdefghij'[i % 10]}{i:07d}x"] for i in range(rows)])
+    return path
+
+
+def table_command(source: Path, output: Path, checkpoint: Path, workers: int) -> list[str]:
+    """predict.py classifying the surname column of `source` into `output`, as a user runs it."""
+    return [sys.executable, str(ROOT / "predict.py"), "--input", str(source), "--column", "surname",
+            "--output", str(output), "--checkpoint", str(checkpoint), "--workers", str(workers)]
+
+
 def test_csv_round_trip_keeps_every_row_in_order_with_its_columns(tmp_path, predictor):
     source = tmp_path / "in.csv"
     source.write_bytes(AWKWARD_CSV.encode("utf-8"))
@@ -327,13 +340,9 @@ def test_predict_input_writes_the_file_and_a_summary(tmp_path, tiny_checkpoint, 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 1), (signal.SIGKILL, 1), (signal.SIGTERM, 2)])
 def test_an_interrupted_run_leaves_no_output_file(tmp_path, tiny_checkpoint, sig, workers):
-    source = tmp_path / "big.csv"
-    with open(source, "w", encoding="utf-8", newline="") as f:  # distinct names: every one runs through the model
-        csv.writer(f).writerows([["id", "surname"]] + [[i, f"Name{'abcdefghij'[i % 10]}{i:07d}x"]
-                                                       for i in range(300_000)])
+    source = write_distinct_csv(tmp_path / "big.csv", 300_000)
     out = tmp_path / "out.csv"
-    child = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), "--input", str(source), "--column", "surname",
-                              "--output", str(out), "--checkpoint", str(tiny_checkpoint), "--workers", str(workers)],
+    child = subprocess.Popen(table_command(source, out, tiny_checkpoint, workers),
                              stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 120
     while not any(p.name != "big.csv" and p.stat().st_size > 0 for p in tmp_path.iterdir()):  # rows written
@@ -363,15 +372,10 @@ def test_two_workers_share_torch_and_the_model_instead_of_holding_two_copies(tmp
     1.7-1.8x with the default model)."""
     from bench.bench_tables import measure
 
-    source = tmp_path / "big.csv"
-    with open(source, "w", encoding="utf-8", newline="") as f:  # distinct names: both processes run the model
-        csv.writer(f).writerows([["id", "surname"]] + [[i, f"Name{'abcdefghij'[i % 10]}{i:07d}x"]
-                                                       for i in range(200_000)])
+    source = write_distinct_csv(tmp_path / "big.csv", 200_000)  # both processes run the model
     peaks = {}
     for workers in (1, 2):
-        command = [sys.executable, str(ROOT / "predict.py"), "--input", str(source), "--column", "surname",
-                   "--output", str(tmp_path / f"out{workers}.csv"), "--checkpoint", str(tiny_checkpoint),
-                   "--workers", str(workers)]
+        command = table_command(source, tmp_path / f"out{workers}.csv", tiny_checkpoint, workers)
         peaks[workers] = measure(command)[3]  # KiB
     assert (tmp_path / "out1.csv").read_bytes() == (tmp_path / "out2.csv").read_bytes()
     assert peaks[2] < 1.4 * peaks[1], peaks
@@ -391,10 +395,7 @@ def test_the_default_model_on_distinct_names_with_two_workers_stays_under_500_mb
     checkpoint = tmp_path / "model" / "ngram+gru_classification_best.bin"
     names = distinct_names(ROOT / "data" / "names.tsv", 200_000)
     write_table(tmp_path / "distinct.csv", len(names), lambda start, n: names[start:start + n])
-    command = [sys.executable, str(ROOT / "predict.py"), "--input", str(tmp_path / "distinct.csv"),
-               "--column", "surname", "--output", str(tmp_path / "out.csv"), "--checkpoint", str(checkpoint),
-               "--workers", "2"]
-    peak_pss_mib = measure(command)[3] / 1024
+    peak_pss_mib = measure(table_command(tmp_path / "distinct.csv", tmp_path / "out.csv", checkpoint, 2))[3] / 1024
     assert peak_pss_mib < 500e6 / 2**20, f"{peak_pss_mib:.0f} MiB"
 
 
@@ -403,13 +404,9 @@ def test_the_default_model_on_distinct_names_with_two_workers_stays_under_500_mb
 def test_ctrl_c_at_the_terminal_with_workers_ends_quietly(tmp_path, tiny_checkpoint, moment):
     """A terminal's Ctrl-C reaches every process of the group: the run still ends with one line and exit 130, no
     traceback from a pool process (even one still importing torch), no "leaked semaphore" warning, no files."""
-    source = tmp_path / "big.csv"
-    with open(source, "w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([["id", "surname"]] + [[i, f"Name{'abcdefghij'[i % 10]}{i:07d}x"]
-                                                       for i in range(300_000)])
-    child = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), "--input", str(source), "--column", "surname",
-                              "--output", str(tmp_path / "out.csv"), "--checkpoint", str(tiny_checkpoint),
-                              "--workers", "2"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    source = write_distinct_csv(tmp_path / "big.csv", 300_000)
+    child = subprocess.Popen(table_command(source, tmp_path / "out.csv", tiny_checkpoint, 2),
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                              start_new_session=True)  # its own process group, as a terminal's job is
     deadline = time.monotonic() + 120
     while True:
