@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from bench.check_fast_path import SAME_TOP, TOLERANCE, compare, reference_probabilities
 from models import fast_rnn
@@ -28,6 +29,22 @@ def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps):
         assert fast_rnn.can_run_gru(gru, letters)
         _, hidden = gru(torch.nn.functional.one_hot(letters, 11).float())
         fast = fast_rnn.gru_last_states(gru, letters, torch.full((batch,), steps))
+    assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional):
+    """Names of many lengths in one call, sharing first and last letters, read where they lie in a letters array
+    that is a view (every other row of a larger one), as nn.GRU reads them packed."""
+    torch.manual_seed(1)
+    gru = torch.nn.GRU(4, 8, batch_first=True, bidirectional=bidirectional)
+    letters = torch.randint(0, 4, (120, 9))[::2]  # few letters: many shared prefixes and endings
+    lengths = torch.randint(1, 10, (60,))
+    with torch.inference_mode():
+        one_hot = torch.nn.functional.one_hot(letters, 4).float()
+        _, hidden = gru(pack_padded_sequence(one_hot, lengths, batch_first=True, enforce_sorted=False))
+        fast = fast_rnn.gru_last_states(gru, letters, lengths)
+    assert not letters.is_contiguous()
     assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
 
 
@@ -203,3 +220,38 @@ def test_a_predictors_process_reuses_the_memory_it_frees_instead_of_faulting_it_
         assert run.returncode == 0, err.decode()[-2000:]
         faults[how] = int(out)
     assert max(faults[str(tiny_checkpoint)], faults["pickled"]) < 1_000 < 5_000 < faults["none"]  # measured: 2-24 and about 9,700 (40 MB is 9,766 pages)
+
+
+GRU_CALL_PEAK = """
+import ctypes, sys, torch
+from bench.bench_tables import distinct_names
+from models import fast_rnn
+from tests.conftest import ROOT
+from utils.data import Alphabet
+
+torch.set_num_threads(1)
+names = distinct_names(ROOT / "data" / "names.tsv", 20_000)
+names[0] = (names[0] * 64)[:64]  # one name as long as a name may be sets the width of the call's letters
+alphabet = Alphabet("".join(sorted(set("".join(names)))))
+letters, lengths = alphabet.encode_many(names)
+gru = torch.nn.GRU(alphabet.size, 128, batch_first=True, bidirectional=True)  # the default model's sizes
+head = torch.nn.Linear(256, 18)
+with torch.inference_mode():
+    fast_rnn.gru_last_states(gru, letters[:100], lengths[:100], head=head)
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # what the small call freed goes back: the peak below is the call's own
+    open("/proc/self/clear_refs", "w").write("5")  # resets the peak resident size
+    before = int(open("/proc/self/statm").read().split()[1]) * 4096
+    fast_rnn.gru_last_states(gru, letters, lengths, head=head)
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print((peak - before) / 2**20)
+"""
+
+
+@pytest.mark.slow  # 6 s: torch's import and 20,000 made-up names in a fresh process
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the peak from /proc")
+def test_a_gru_call_on_20000_names_holds_their_states_not_copies_of_their_letters():
+    """The call's memory is two levels' states (two [N, 128] arrays, 20 MB), whatever the longest name: sorted and
+    reversed copies of the [N, 64] letters and a new array per level took 39-46 MiB."""
+    run = subprocess.run([sys.executable, "-c", GRU_CALL_PEAK], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout) < 32  # measured: 24.1 and 25.2 MiB
