@@ -137,25 +137,22 @@ def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch
     torch.lerp(n, previous, rz[:, h:2 * h], out=out)  # n + z (h - n)
 
 
-def _gru_direction(t: dict, flat: torch.Tensor, first: torch.Tensor, step: int, alive: list[int], out: torch.Tensor,
-                   project: torch.Tensor | None, turns: tuple[torch.Tensor, torch.Tensor]) -> None:
-    """One direction over names sorted longest first: the name in row i of `out` reads its k-th letter (from 0) at
-    `flat[first[i] + step * k]` (`flat`: the letters as one row; `step` 1 forward, -1 backward from the last
-    letter), and `alive[k]` names are at least k long. Level k of the trie holds the distinct first k letters
-    the names read. Each name's last state goes to its row of `out`: the state itself (`out` [N, H]), or with
-    `project` [H, C] the state times it, added to the row (`out` [N, C]: a head's logits, this direction's part),
-    so that no [N, H] array is needed. A level's states are written into one of `turns` (two [N, H] arrays) while
-    the other holds the level before's."""
+def _gru_direction(t: dict, letters: torch.Tensor, alive: list[int], out: torch.Tensor, project: torch.Tensor | None,
+                   turns: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """One direction over `letters` [N, T] in reading order, names sorted longest first (`alive[k]` of them at least
+    k long): level k of the trie holds the distinct first k letters of the names that long. Each name's last state
+    goes to its row of `out`: the state itself (`out` [N, H]), or with `project` [H, C] the state times it, added
+    to the row (`out` [N, C]: a head's logits, this direction's part), so that no [N, H] array is needed. A level's
+    states are written into one of `turns` (two [N, H] arrays) while the other holds the level before's."""
     n_letters, hidden = t["rows"].shape[0], t["w_hh"].shape[0]
-    node = first.new_zeros(len(first))  # each name's node at the level before; the root's state is 0
+    node = out.new_zeros(len(letters), dtype=torch.long)  # each name's node at the level before; the root's state is 0
     states = out.new_zeros(1, hidden)
     buffer, previous = out.new_empty(BLOCK, 4 * hidden), out.new_empty(BLOCK, hidden)  # reused by every block
     for k in range(len(alive) - 2):
         reading, longer = alive[k + 1], alive[k + 2]  # the names at least k + 1 long come first, those longer before them
         if reading == 0:
             break
-        read = flat.take(first[:reading] + step * k)
-        distinct, inverse = torch.unique(node[:reading] * n_letters + read, return_inverse=True)
+        distinct, inverse = torch.unique(node[:reading] * n_letters + letters[:reading, k], return_inverse=True)
         parent, letter = distinct.div(n_letters, rounding_mode="floor"), distinct.remainder(n_letters)
         new = turns[k % 2][:len(distinct)]  # the states of the distinct prefixes k + 1 long (no more than the names reading)
         for i in range(0, len(distinct), BLOCK):
@@ -180,21 +177,24 @@ def gru_last_states(rnn: nn.GRU, letters: torch.Tensor, lengths: torch.Tensor,
     order = torch.argsort(lengths, descending=True, stable=True)  # a name ends at the same level in both directions
     width = letters.shape[1]
     alive = torch.bincount(lengths, minlength=width + 2).flip(0).cumsum(0).flip(0).tolist()  # names >= k long
-    # the letters are read where they lie, one level's column at a time: sorted and reversed copies of [B, T]
-    # int64 arrays were most of a call's memory
-    flat, starts = letters.reshape(-1), order * width
+    # the letters sorted, and reversed for the reverse direction, as bytes where the alphabet allows: int64 copies
+    # ([B, T], T the longest name of the call) were most of a call's memory
+    small = torch.uint8 if rnn.input_size <= 256 else torch.int32
+    forward = letters.to(small)[order]
+    backward, flipped = torch.zeros_like(forward), forward.flip(1)
+    for length in range(1, width + 1):  # the rows of names this long, whose last letter is `flipped`'s column T - length
+        backward[alive[length + 1]:alive[length], :length] = flipped[alive[length + 1]:alive[length], width - length:]
+    del flipped
     hidden, lasts = rnn.hidden_size, []
     logits = None if head is None else head.bias.repeat(len(letters), 1)  # [B, C], a new array: the bias stays
     # every level's states in the same two arrays, in both directions: a fresh array per level, each larger than
     # the last, grew the heap by all the levels' states together
     turns = (torch.empty(len(letters), hidden), torch.empty(len(letters), hidden))
-    for d, t in enumerate(tables):
-        # forward from each name's first letter; the reverse direction from its own last letter
-        first, step = (starts, 1) if d == 0 else (starts + lengths[order] - 1, -1)
+    for d, (t, read) in enumerate(zip(tables, (forward, backward))):
         if head is None:
             lasts.append(letters.new_empty(len(letters), hidden, dtype=torch.float32))
-            _gru_direction(t, flat, first, step, alive, lasts[-1], None, turns)
+            _gru_direction(t, read, alive, lasts[-1], None, turns)
         else:
-            _gru_direction(t, flat, first, step, alive, logits, head.weight[:, d * hidden:(d + 1) * hidden].t(), turns)
+            _gru_direction(t, read, alive, logits, head.weight[:, d * hidden:(d + 1) * hidden].t(), turns)
     last = torch.cat(lasts, 1) if head is None else logits
     return last.index_select(0, torch.argsort(order))  # back to the callers' order

@@ -34,8 +34,8 @@ def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps):
 
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional):
-    """Names of many lengths in one call, sharing first and last letters, read where they lie in a letters array
-    that is a view (every other row of a larger one), as nn.GRU reads them packed."""
+    """Names of many lengths in one call, sharing first and last letters, from a letters array that is a view (every
+    other row of a larger one), read as nn.GRU reads them packed."""
     torch.manual_seed(1)
     gru = torch.nn.GRU(4, 8, batch_first=True, bidirectional=bidirectional)
     letters = torch.randint(0, 4, (120, 9))[::2]  # few letters: many shared prefixes and endings
@@ -250,8 +250,8 @@ print((peak - before) / 2**20)
 @pytest.mark.slow  # 6 s: torch's import and 20,000 made-up names in a fresh process
 @pytest.mark.skipif(sys.platform != "linux", reason="reads the peak from /proc")
 def test_a_gru_call_on_20000_names_holds_their_states_not_copies_of_their_letters():
-    """The call's memory is two levels' states (two [N, 128] arrays, 20 MB), whatever the longest name: sorted and
-    reversed copies of the [N, 64] letters and a new array per level took 39-46 MiB."""
+    """The call's memory is two levels' states (two [N, 128] arrays, 20 MB) and the letters as bytes, whatever the
+    longest name: int64 copies of the [N, 64] letters and a new array per level took 39-46 MiB."""
     run = subprocess.run([sys.executable, "-c", GRU_CALL_PEAK], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert float(run.stdout) < 32  # measured: 24.1 and 25.2 MiB
+    assert float(run.stdout) < 33  # measured: 26.6-28.2 MiB
