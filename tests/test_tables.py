@@ -386,8 +386,8 @@ def test_two_workers_share_torch_and_the_model_instead_of_holding_two_copies(tmp
 def test_the_default_model_on_distinct_names_with_two_workers_stays_under_500_mb(tmp_path):
     """What README promises for a column of names never seen: `--workers 2` with the default model, summed over both
     processes, under 500 MB at the peak. A model of the default's sizes (one epoch: the sizes, not the weights, set
-    the memory) on 200,000 distinct spellings, past where the answer cache is full: 413-414 MiB here, 426-433 MiB on
-    a million rows. A spawned pool (585 MiB) or chunks and model calls of twice the size (507 MiB) go over."""
+    the memory) on 200,000 distinct spellings, past where the answer cache is full: 404-418 MiB here, 440-442 MiB on
+    a million rows. A spawned pool (571 MiB) or chunks and model calls of twice the size (506 MiB) go over."""
     from bench.bench_tables import distinct_names, measure, write_table
 
     trained = run_script("train.py", "--epochs", "1", "--save-dir", str(tmp_path / "model"))
