@@ -167,6 +167,17 @@ def _gru_direction(t: dict, letters: torch.Tensor, alive: list[int], out: torch.
         node, states = inverse, new
 
 
+def _each_reversed(letters: torch.Tensor, alive: list[int]) -> torch.Tensor:
+    """Each row of `letters` [N, T] read from its own last letter, zero-padded after: rows sorted longest first,
+    `alive[k]` of them at least k long. One slice copy per length, from the array flipped end to end."""
+    width = letters.shape[1]
+    reversed_rows, flipped = torch.zeros_like(letters), letters.flip(1)
+    for length in range(1, width + 1):  # rows alive[length + 1]:alive[length] are this long
+        rows = slice(alive[length + 1], alive[length])
+        reversed_rows[rows, :length] = flipped[rows, width - length:]
+    return reversed_rows
+
+
 def gru_last_states(rnn: nn.GRU, letters: torch.Tensor, lengths: torch.Tensor,
                     head: nn.Linear | None = None) -> torch.Tensor:
     """nn.GRU's h_n of one-hot(letters) [B, T], each name read to its length [B]: directions side by side, [B, D * H].
@@ -179,18 +190,14 @@ def gru_last_states(rnn: nn.GRU, letters: torch.Tensor, lengths: torch.Tensor,
     alive = torch.bincount(lengths, minlength=width + 2).flip(0).cumsum(0).flip(0).tolist()  # names >= k long
     # the letters sorted, and reversed for the reverse direction, as bytes where the alphabet allows: int64 copies
     # ([B, T], T the longest name of the call) were most of a call's memory
-    small = torch.uint8 if rnn.input_size <= 256 else torch.int32
-    forward = letters.to(small)[order]
-    backward, flipped = torch.zeros_like(forward), forward.flip(1)
-    for length in range(1, width + 1):  # the rows of names this long, whose last letter is `flipped`'s column T - length
-        backward[alive[length + 1]:alive[length], :length] = flipped[alive[length + 1]:alive[length], width - length:]
-    del flipped
+    forward = letters.to(torch.uint8 if rnn.input_size <= 256 else torch.int32)[order]
+    reads = [forward, _each_reversed(forward, alive)] if rnn.bidirectional else [forward]
     hidden, lasts = rnn.hidden_size, []
     logits = None if head is None else head.bias.repeat(len(letters), 1)  # [B, C], a new array: the bias stays
     # every level's states in the same two arrays, in both directions: a fresh array per level, each larger than
     # the last, grew the heap by all the levels' states together
     turns = (torch.empty(len(letters), hidden), torch.empty(len(letters), hidden))
-    for d, (t, read) in enumerate(zip(tables, (forward, backward))):
+    for d, (t, read) in enumerate(zip(tables, reads)):
         if head is None:
             lasts.append(letters.new_empty(len(letters), hidden, dtype=torch.float32))
             _gru_direction(t, read, alive, lasts[-1], None, turns)
