@@ -196,10 +196,10 @@ def gru_last_states(rnn: nn.GRU, letters: torch.Tensor, lengths: torch.Tensor,
     logits = None if head is None else head.bias.repeat(len(letters), 1)  # [B, C], a new array: the bias stays
     # every level's states in the same two arrays, in both directions: a fresh array per level, each larger than
     # the last, grew the heap by all the levels' states together
-    turns = (torch.empty(len(letters), hidden), torch.empty(len(letters), hidden))
+    turns = (rnn.weight_hh_l0.new_empty(len(letters), hidden), rnn.weight_hh_l0.new_empty(len(letters), hidden))
     for d, (t, read) in enumerate(zip(tables, reads)):
         if head is None:
-            lasts.append(letters.new_empty(len(letters), hidden, dtype=torch.float32))
+            lasts.append(rnn.weight_hh_l0.new_empty(len(letters), hidden))
             _gru_direction(t, read, alive, lasts[-1], None, turns)
         else:
             _gru_direction(t, read, alive, logits, head.weight[:, d * hidden:(d + 1) * hidden].t(), turns)
