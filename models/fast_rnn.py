@@ -13,6 +13,8 @@ loader yields); tests/test_models.py checks logits and gradients against nn.RNN.
 import torch
 import torch.nn as nn
 
+from models import native
+
 
 class TanhRecurrence(torch.autograd.Function):
     """h_t = tanh(rows[letters_t] + h_{t-1} @ W_hh^T) from h_0 = 0; returns the last state h_T.
@@ -86,10 +88,13 @@ def last_states(rnn: nn.RNN, letters: torch.Tensor) -> torch.Tensor:
 #     first k letters only, so each step runs once per distinct prefix (a trie, level by level), not once per
 #     name; the reverse direction likewise per distinct ending. On the data set's 17,000 distinct names that
 #     is 44% of the steps, on the bench's made-up spellings 37-49%; and names of any lengths run together;
-#   - tanh is 2·sigmoid(2x) - 1 with the factor 2 folded into the n gate's weights (torch's CPU tanh is slow).
+#   - tanh is 2·sigmoid(2x) - 1 with the factor 2 folded into the n gate's weights (torch's CPU tanh is slow);
+#   - a step's element-wise part is one pass of models/gru_gates.c (models/native.py builds it) where a C compiler
+#     is found, else five torch passes.
 # Same function as nn.GRU to float32 rounding (tests/test_speed.py).
 
 GRU_INFERENCE = True  # False: nn.GRU answers (the reference the tests and bench/check_fast_path.py compare with)
+NATIVE_GATES = True  # False: the step's element-wise part in torch, also where the C kernel could be built
 BLOCK = 1024  # rows per product: a step's [rows, 3H] arrays stay in the core's cache
 
 
@@ -125,10 +130,18 @@ _MINUS_ONE = torch.tensor(-1.0)
 
 
 def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch.Tensor, buffer: torch.Tensor) -> None:
-    """One step of the GRU for rows that read `letter` [R] from states `previous` [R, H]: the new states into `out`.
-    `buffer` [>= R, 4H] is scratch space, reused from block to block: the product adds into the gathered rows in
-    place, and five element-wise passes follow (two sigmoids, the n gate's r-product and input, 2 s - 1, the lerp)."""
+    """One step of the GRU for rows that read `letter` [R] from states `previous` [R, H]: the new states into `out`
+    (all contiguous). `buffer` [>= R, 4H] is scratch space, reused from block to block. With the C kernel: the
+    recurrent product, then one pass that adds each letter's terms and computes the gates. Without: the letters' rows
+    gathered, the product added into them in place, and five element-wise passes (two sigmoids, the n gate's
+    r-product and input, 2 s - 1, the lerp)."""
     h = previous.shape[1]
+    kernel = native.gru_gates() if NATIVE_GATES else None
+    if kernel is not None:
+        recurrent = torch.mm(previous, t["w_hh"], out=buffer.view(-1)[:len(letter) * 3 * h].view(len(letter), 3 * h))
+        kernel(recurrent.data_ptr(), t["rows"].data_ptr(), letter.data_ptr(), previous.data_ptr(), out.data_ptr(),
+               len(letter), h)
+        return
     gates = torch.index_select(t["rows"], 0, letter, out=buffer[:len(letter)])  # [R, 4H]
     gates[:, :3 * h].addmm_(previous, t["w_hh"])  # r, z before sigmoid; 2 (W_hn h + b_hn)
     rz = gates[:, :2 * h].sigmoid_()

@@ -11,7 +11,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from bench.check_fast_path import SAME_TOP, TOLERANCE, compare, reference_probabilities
-from models import fast_rnn
+from models import fast_rnn, native
 from models.predictor import Predictor
 from tests.conftest import ROOT
 from utils.data import check_name
@@ -19,9 +19,18 @@ from utils.data import check_name
 EXTERNAL = ROOT.parent / "shared" / "data" / "external_val.tsv"  # real surnames, outside the project: may be absent
 
 
+@pytest.fixture(params=["C kernel", "torch"])
+def gates(request, monkeypatch):
+    """Each GRU step's element-wise part by models/gru_gates.c (where this machine builds it) and by torch."""
+    if request.param == "C kernel" and native.gru_gates() is None:
+        pytest.skip("no C compiler here: the torch path is the one in use")
+    monkeypatch.setattr(fast_rnn, "NATIVE_GATES", request.param == "C kernel")
+    return request.param
+
+
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("batch, steps", [(1, 1), (5, 3), (64, 12)])
-def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps):
+def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps, gates):
     torch.manual_seed(steps)
     gru = torch.nn.GRU(11, 8, batch_first=True, bidirectional=bidirectional)
     letters = torch.randint(0, 11, (batch, steps))
@@ -33,7 +42,7 @@ def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps):
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional):
+def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional, gates):
     """Names of many lengths in one call, sharing first and last letters, from a letters array that is a view (every
     other row of a larger one), read as nn.GRU reads them packed."""
     torch.manual_seed(1)
@@ -46,6 +55,65 @@ def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional
         fast = fast_rnn.gru_last_states(gru, letters, lengths)
     assert not letters.is_contiguous()
     assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
+
+
+def test_gru_kernel_agrees_with_torch_where_the_gates_saturate(monkeypatch):
+    """Pre-activations far past where a sigmoid saturates (±1e4, ±100, ±88), near zero, and NaN: the kernel's exp is
+    clamped to float's range, so it gives what torch gives, and NaN stays NaN."""
+    if native.gru_gates() is None:
+        pytest.skip("no C compiler here")
+    torch.manual_seed(0)
+    h, values = 16, torch.tensor([1e4, -1e4, 100.0, -100.0, 88.5, -88.5, 87.0, -87.0, 1e-3, 0.0, float("nan")])
+    table = {"rows": values[torch.randint(0, len(values), (6, 4 * h))], "w_hh": torch.randn(h, 3 * h) * 50}
+    letter, previous = torch.randint(0, 6, (40,)), torch.rand(40, h) * 2 - 1
+    results = []
+    for native_gates in (True, False):
+        monkeypatch.setattr(fast_rnn, "NATIVE_GATES", native_gates)
+        out = torch.empty(40, h)
+        fast_rnn._gru_steps(table, letter, previous, out, torch.empty(fast_rnn.BLOCK, 4 * h))
+        results.append(out)
+    assert torch.equal(results[0].isnan(), results[1].isnan()) and results[0].isnan().any()
+    assert torch.allclose(results[0].nan_to_num(), results[1].nan_to_num(), atol=1e-6)
+
+
+def test_gru_kernel_is_built_where_a_c_compiler_is_found():
+    """So that where CI has a compiler, the tests above check the kernel the product runs, not only torch's path."""
+    if native.compiler() is None:
+        pytest.skip("no C compiler here")
+    assert native.gru_gates() is not None
+
+
+def test_gru_kernel_is_built_once_into_the_cache_folder_and_reused(tmp_path, monkeypatch):
+    if native.compiler() is None:
+        pytest.skip("no C compiler here")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    native.gru_gates.cache_clear()
+    try:
+        assert native.gru_gates() is not None
+        [library] = (tmp_path / "surname-classifier").iterdir()
+        built = library.stat().st_mtime_ns
+        native.gru_gates.cache_clear()
+        assert native.gru_gates() is not None
+        assert list((tmp_path / "surname-classifier").iterdir()) == [library]
+        assert library.stat().st_mtime_ns == built
+    finally:
+        native.gru_gates.cache_clear()
+
+
+def test_a_failed_kernel_build_leaves_no_file_and_the_torch_path_in_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a compiler that always fails
+    native.gru_gates.cache_clear()
+    try:
+        assert native.gru_gates() is None
+        assert list((tmp_path / "surname-classifier").rglob("*")) == []
+        torch.manual_seed(0)
+        gru, letters = torch.nn.GRU(5, 4, batch_first=True), torch.randint(0, 5, (3, 4))
+        with torch.no_grad():
+            fast = fast_rnn.gru_last_states(gru, letters, torch.full((3,), 4))
+            assert torch.allclose(fast, gru(torch.nn.functional.one_hot(letters, 5).float())[1][0], atol=1e-6)
+    finally:
+        native.gru_gates.cache_clear()
 
 
 @pytest.mark.parametrize("batch", [1, 40])

@@ -1,0 +1,74 @@
+"""The GRU inference step's element-wise part in C (models/gru_gates.c), built by the machine's C compiler on first use.
+
+The library is built once per machine into the user's cache folder ($XDG_CACHE_HOME or ~/.cache, then
+surname-classifier/), named by a hash of the source, the compiler and its flags, written under a temporary name and
+renamed, so that processes building at once never load half a file. It is loaded with ctypes. Where there is no C
+compiler, or the build or the load fails, `gru_gates()` is None and models/fast_rnn.py runs the same step with torch
+(the two agree to 1e-6; tests/test_speed.py).
+"""
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("gru_gates.c")
+BUILD_SECONDS = 60  # a build takes a fraction of a second; a compiler that hangs does not hold up the caller
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "surname-classifier"
+
+
+def compiler() -> str | None:
+    if sys.platform == "win32":  # ctypes would need a DLL and MSVC's flags: torch's path there
+        return None
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
+def flags() -> list[str]:
+    # no -march=native: a cache folder shared by machines of different CPUs must not hand one another's code over.
+    # No -ffast-math either: the exp's rounding trick needs IEEE arithmetic; -fno-trapping-math lets the clamps
+    # become vector min and max.
+    chosen = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
+    if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        chosen += ["-mavx2", "-mfma"]
+    return chosen
+
+
+def build(cc: str, directory: Path) -> Path:
+    """The library for this source, compiler and flags in `directory`, built there if it is not there yet."""
+    command = [cc, *flags()]
+    key = hashlib.sha256(SOURCE.read_bytes() + "\0".join(command + [platform.machine()]).encode()).hexdigest()[:16]
+    library = directory / f"gru_gates-{key}.so"
+    if not library.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory) as scratch:
+            built = Path(scratch) / library.name
+            subprocess.run(command + [str(SOURCE), "-o", str(built)], check=True, capture_output=True,
+                           timeout=BUILD_SECONDS)
+            os.replace(built, library)
+    return library
+
+
+@functools.cache
+def gru_gates():
+    """gru_gates(recurrent, table, letter, previous, out, rows, h) of models/gru_gates.c, taking data pointers; None
+    where it cannot be built and loaded here."""
+    cc = compiler()
+    if cc is None:
+        return None
+    try:
+        function = ctypes.CDLL(str(build(cc, cache_dir()))).gru_gates
+    except (OSError, subprocess.SubprocessError):
+        return None
+    function.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2
+    function.restype = None
+    return function
