@@ -67,7 +67,7 @@ def gru_gates():
         return None
     try:
         function = ctypes.CDLL(str(build(cc, cache_dir()))).gru_gates
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, RuntimeError, subprocess.SubprocessError):  # RuntimeError: no home folder to find
         return None
     function.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2
     function.restype = None
