@@ -130,24 +130,34 @@ _MINUS_ONE = torch.tensor(-1.0)
 
 
 def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch.Tensor, buffer: torch.Tensor) -> None:
-    """One step of the GRU for rows that read `letter` [R] from states `previous` [R, H]: the new states into `out`
-    (all contiguous). `buffer` [>= R, 4H] is scratch space, reused from block to block. With the C kernel: the
-    recurrent product, then one pass that adds each letter's terms and computes the gates. Without: the letters' rows
-    gathered, the product added into them in place, and five element-wise passes (two sigmoids, the n gate's
-    r-product and input, 2 s - 1, the lerp)."""
+    """One step of the GRU for rows that read `letter` [R] from states `previous` [R, H]: the new states into `out`.
+    `buffer` [>= R, 4H] is scratch space, reused from block to block: the product adds into the gathered rows in
+    place, and five element-wise passes follow (two sigmoids, the n gate's r-product and input, 2 s - 1, the lerp)."""
     h = previous.shape[1]
-    kernel = native.gru_gates() if NATIVE_GATES else None
-    if kernel is not None:
-        recurrent = torch.mm(previous, t["w_hh"], out=buffer.view(-1)[:len(letter) * 3 * h].view(len(letter), 3 * h))
-        kernel(recurrent.data_ptr(), t["rows"].data_ptr(), letter.data_ptr(), previous.data_ptr(), out.data_ptr(),
-               len(letter), h)
-        return
     gates = torch.index_select(t["rows"], 0, letter, out=buffer[:len(letter)])  # [R, 4H]
     gates[:, :3 * h].addmm_(previous, t["w_hh"])  # r, z before sigmoid; 2 (W_hn h + b_hn)
     rz = gates[:, :2 * h].sigmoid_()
     n = gates[:, 3 * h:].addcmul_(rz[:, :h], gates[:, 2 * h:3 * h]).sigmoid_()  # 2 (W_in x + b_in + r (W_hn h + b_hn))
     torch.add(_MINUS_ONE, n, alpha=2, out=n)  # tanh(x) as 2 sigmoid(2x) - 1, in one pass
     torch.lerp(n, previous, rz[:, h:2 * h], out=out)  # n + z (h - n)
+
+
+def _gru_level_by_parents(kernel, t: dict, states: torch.Tensor, parent: torch.Tensor, letter: torch.Tensor,
+                          out: torch.Tensor, previous: torch.Tensor, buffer: torch.Tensor) -> None:
+    """One trie level with the C kernel: the children's states into `out` [R, H], child i one letter `letter[i]` on
+    from its parent's state `states[parent[i]]` (`parent` sorted, as torch.unique leaves it). A parent's recurrent
+    product is computed once for all its children (at the first levels a parent has dozens), BLOCK parents at a
+    time; `previous` [BLOCK, H] and `buffer` [BLOCK, >= 3H] are scratch space."""
+    h = states.shape[1]
+    parents, slot, counts = torch.unique_consecutive(parent, return_inverse=True, return_counts=True)
+    ends = [0] + counts.cumsum(0).tolist()  # parent j's children are ends[j]:ends[j + 1]
+    for j in range(0, len(parents), BLOCK):
+        block = parents[j:j + BLOCK]
+        parent_states = torch.index_select(states, 0, block, out=previous[:len(block)])
+        recurrent = torch.mm(parent_states, t["w_hh"], out=buffer.view(-1)[:len(block) * 3 * h].view(len(block), 3 * h))
+        first, last = ends[j], ends[j + len(block)]
+        kernel(recurrent.data_ptr(), parent_states.data_ptr(), slot[first:].data_ptr(), j, t["rows"].data_ptr(),
+               letter[first:].data_ptr(), out[first:].data_ptr(), last - first, h)
 
 
 def _gru_direction(t: dict, letters: torch.Tensor, alive: list[int], out: torch.Tensor, project: torch.Tensor | None,
@@ -161,6 +171,7 @@ def _gru_direction(t: dict, letters: torch.Tensor, alive: list[int], out: torch.
     node = out.new_zeros(len(letters), dtype=torch.long)  # each name's node at the level before; the root's state is 0
     states = out.new_zeros(1, hidden)
     buffer, previous = out.new_empty(BLOCK, 4 * hidden), out.new_empty(BLOCK, hidden)  # reused by every block
+    kernel = native.gru_gates() if NATIVE_GATES else None
     for k in range(len(alive) - 2):
         reading, longer = alive[k + 1], alive[k + 2]  # the names at least k + 1 long come first, those longer before them
         if reading == 0:
@@ -168,10 +179,13 @@ def _gru_direction(t: dict, letters: torch.Tensor, alive: list[int], out: torch.
         distinct, inverse = torch.unique(node[:reading] * n_letters + letters[:reading, k], return_inverse=True)
         parent, letter = distinct.div(n_letters, rounding_mode="floor"), distinct.remainder(n_letters)
         new = turns[k % 2][:len(distinct)]  # the states of the distinct prefixes k + 1 long (no more than the names reading)
-        for i in range(0, len(distinct), BLOCK):
-            rows = parent[i:i + BLOCK]
-            torch.index_select(states, 0, rows, out=previous[:len(rows)])
-            _gru_steps(t, letter[i:i + BLOCK], previous[:len(rows)], new[i:i + BLOCK], buffer)
+        if kernel is not None:
+            _gru_level_by_parents(kernel, t, states, parent, letter, new, previous, buffer)
+        else:
+            for i in range(0, len(distinct), BLOCK):
+                rows = parent[i:i + BLOCK]
+                torch.index_select(states, 0, rows, out=previous[:len(rows)])
+                _gru_steps(t, letter[i:i + BLOCK], previous[:len(rows)], new[i:i + BLOCK], buffer)
         ending = inverse[longer:reading]  # the names exactly k + 1 long
         if project is None:
             torch.index_select(new, 0, ending, out=out[longer:reading])

@@ -28,22 +28,33 @@ static inline float exp_approx(float x) {
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
-/* recurrent [rows, 3H]: W_hr h, W_hz h, 2 W_hn h (no biases); table [letters, 4H]: each letter's input terms with
-   the biases (r, z; 2 b_hn; 2 (W_in x + b_in)); letter [rows]: the row of table each state reads; previous [rows, H]
-   the states before. Writes the new states to out [rows, H]; uses recurrent's r and z columns as scratch. All
-   arrays contiguous. tanh(x) is 2 sigmoid(2x) - 1, the 2 folded into the n gate's weights. */
-void gru_gates(float *restrict recurrent, const float *restrict table, const int64_t *restrict letter,
-               const float *restrict previous, float *restrict out, int64_t rows, int64_t h) {
+enum { CHUNK = 64 };  /* hidden units at a time: r and z wait on the stack for the n pass */
+
+/* The states of `rows` children, each one letter on from its parent (a prefix one letter shorter): parent_states
+   [P, H] the parents' states, recurrent [P, 3H] their W_hr h, W_hz h, 2 W_hn h (no biases; computed once per parent,
+   shared by its children); slot [rows] each child's parent, first_slot..first_slot + P - 1; letter [rows] each child's
+   row of table [letters, 4H], its input terms with the biases (r, z; 2 b_hn; 2 (W_in x + b_in)). Writes the new
+   states to out [rows, H]. All arrays contiguous. tanh(x) is 2 sigmoid(2x) - 1, the 2 folded into the n gate's
+   weights. */
+void gru_children(const float *restrict recurrent, const float *restrict parent_states, const int64_t *restrict slot,
+                  int64_t first_slot, const float *restrict table, const int64_t *restrict letter,
+                  float *restrict out, int64_t rows, int64_t h) {
+    float r[CHUNK], z[CHUNK];
     for (int64_t i = 0; i < rows; i++) {
-        float *restrict g = recurrent + i * 3 * h;
+        const float *restrict g = recurrent + (slot[i] - first_slot) * 3 * h;
+        const float *restrict p = parent_states + (slot[i] - first_slot) * h;
         const float *restrict x = table + letter[i] * 4 * h;
-        const float *restrict p = previous + i * h;
         float *restrict o = out + i * h;
-        for (int64_t j = 0; j < 2 * h; j++)  /* r, z */
-            g[j] = sigmoid(g[j] + x[j]);
-        for (int64_t j = 0; j < h; j++) {  /* n, then h' = n + z (h - n) */
-            float n = 2.0f * sigmoid(x[3 * h + j] + g[j] * (g[2 * h + j] + x[2 * h + j])) - 1.0f;
-            o[j] = n + g[h + j] * (p[j] - n);
+        for (int64_t j0 = 0; j0 < h; j0 += CHUNK) {
+            int64_t m = h - j0 < CHUNK ? h - j0 : CHUNK;
+            for (int64_t j = 0; j < m; j++) {
+                r[j] = sigmoid(g[j0 + j] + x[j0 + j]);
+                z[j] = sigmoid(g[h + j0 + j] + x[h + j0 + j]);
+            }
+            for (int64_t j = 0; j < m; j++) {  /* n, then h' = n + z (h - n) */
+                float n = 2.0f * sigmoid(x[3 * h + j0 + j] + r[j] * (g[2 * h + j0 + j] + x[2 * h + j0 + j])) - 1.0f;
+                o[j0 + j] = n + z[j] * (p[j0 + j] - n);
+            }
         }
     }
 }

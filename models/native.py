@@ -60,15 +60,15 @@ def build(cc: str, directory: Path) -> Path:
 
 @functools.cache
 def gru_gates():
-    """gru_gates(recurrent, table, letter, previous, out, rows, h) of models/gru_gates.c, taking data pointers; None
-    where it cannot be built and loaded here."""
+    """gru_children(recurrent, parent_states, slot, first_slot, table, letter, out, rows, h) of models/gru_gates.c,
+    taking data pointers; None where it cannot be built and loaded here."""
     cc = compiler()
     if cc is None:
         return None
     try:
-        function = ctypes.CDLL(str(build(cc, cache_dir()))).gru_gates
+        function = ctypes.CDLL(str(build(cc, cache_dir()))).gru_children
     except (OSError, RuntimeError, subprocess.SubprocessError):  # RuntimeError: no home folder to find
         return None
-    function.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2
+    function.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2
     function.restype = None
     return function

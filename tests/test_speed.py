@@ -41,10 +41,13 @@ def test_gru_inference_path_equals_nn_gru(bidirectional, batch, steps, gates):
     assert torch.allclose(fast, torch.cat(list(hidden), 1), atol=1e-6)
 
 
+@pytest.mark.parametrize("block", [fast_rnn.BLOCK, 7])
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional, gates):
+def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional, block, gates, monkeypatch):
     """Names of many lengths in one call, sharing first and last letters, from a letters array that is a view (every
-    other row of a larger one), read as nn.GRU reads them packed."""
+    other row of a larger one), read as nn.GRU reads them packed. Blocks of 7 prefixes (or parents) make a level
+    span several blocks, as levels of 20,000 names span blocks of 1,024."""
+    monkeypatch.setattr(fast_rnn, "BLOCK", block)
     torch.manual_seed(1)
     gru = torch.nn.GRU(4, 8, batch_first=True, bidirectional=bidirectional)
     letters = torch.randint(0, 4, (120, 9))[::2]  # few letters: many shared prefixes and endings
@@ -58,22 +61,26 @@ def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional
 
 
 def test_gru_kernel_agrees_with_torch_where_the_gates_saturate(monkeypatch):
-    """Pre-activations far past where a sigmoid saturates (±1e4, ±100, ±88), near zero, and NaN: the kernel's exp is
-    clamped to float's range, so it gives what torch gives, and NaN stays NaN."""
+    """Weights that put the gates' inputs far past where a sigmoid saturates (±1e4, ±100, ±88), near zero, and a
+    NaN: the kernel's exp is clamped to float's range, so it gives what torch gives, and NaN stays NaN."""
     if native.gru_gates() is None:
         pytest.skip("no C compiler here")
     torch.manual_seed(0)
-    h, values = 16, torch.tensor([1e4, -1e4, 100.0, -100.0, 88.5, -88.5, 87.0, -87.0, 1e-3, 0.0, float("nan")])
-    table = {"rows": values[torch.randint(0, len(values), (6, 4 * h))], "w_hh": torch.randn(h, 3 * h) * 50}
-    letter, previous = torch.randint(0, 6, (40,)), torch.rand(40, h) * 2 - 1
+    gru = torch.nn.GRU(6, 16, batch_first=True, bidirectional=True)
+    extremes = torch.tensor([1e4, -1e4, 100.0, -100.0, 88.5, -88.5, 87.0, -87.0, 1e-3, 0.0])
+    with torch.no_grad():
+        for name, weight in gru.named_parameters():
+            weight.copy_(extremes[torch.randint(0, len(extremes), weight.shape)])
+        gru.weight_ih_l0[0, 5] = float("nan")  # letter 5 makes the forward direction's first r unit NaN
+    letters, lengths = torch.randint(0, 6, (300, 7)), torch.randint(1, 8, (300,))
     results = []
     for native_gates in (True, False):
         monkeypatch.setattr(fast_rnn, "NATIVE_GATES", native_gates)
-        out = torch.empty(40, h)
-        fast_rnn._gru_steps(table, letter, previous, out, torch.empty(fast_rnn.BLOCK, 4 * h))
-        results.append(out)
+        with torch.no_grad():
+            results.append(fast_rnn.gru_last_states(gru, letters, lengths))
     assert torch.equal(results[0].isnan(), results[1].isnan()) and results[0].isnan().any()
-    assert torch.allclose(results[0].nan_to_num(), results[1].nan_to_num(), atol=1e-6)
+    assert not results[0].isnan().all()
+    assert torch.allclose(results[0].nan_to_num(), results[1].nan_to_num(), atol=1e-5)
 
 
 def test_gru_kernel_is_built_where_a_c_compiler_is_found():
