@@ -15,6 +15,7 @@ import copy
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -33,20 +34,27 @@ def compare(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, float]
     return float((reference - other).abs().max()), float((reference.argmax(1) == other.argmax(1)).double().mean())
 
 
-def reference_probabilities(predictor: Predictor, names: list[str]) -> torch.Tensor:
-    fast_rnn.GRU_INFERENCE = False
+@contextmanager
+def fast_rnn_switches(**switches):
+    """models/fast_rnn's switches (GRU_INFERENCE, NATIVE_GATES) set for the block, then as they were."""
+    before = {name: getattr(fast_rnn, name) for name in switches}
+    for name, value in switches.items():
+        setattr(fast_rnn, name, value)
     try:
-        return predictor.probabilities(names)
+        yield
     finally:
-        fast_rnn.GRU_INFERENCE = True
+        for name, value in before.items():
+            setattr(fast_rnn, name, value)
+
+
+def reference_probabilities(predictor: Predictor, names: list[str]) -> torch.Tensor:
+    with fast_rnn_switches(GRU_INFERENCE=False):
+        return predictor.probabilities(names)
 
 
 def torch_gates_probabilities(predictor: Predictor, names: list[str]) -> torch.Tensor:
-    fast_rnn.NATIVE_GATES = False
-    try:
+    with fast_rnn_switches(NATIVE_GATES=False):
         return predictor.probabilities(names)
-    finally:
-        fast_rnn.NATIVE_GATES = True
 
 
 def int8_predictor(path: Path) -> Predictor:
@@ -76,7 +84,7 @@ def main(argv=None) -> int:
         if path.exists():
             sets[str(path)] = read_labelled(path, predictor.countries)[1]
     variants = {"fast path": predictor.probabilities}
-    if native.gru_gates() is not None:
+    if native.gru_children() is not None:
         variants = {"fast path, C gates": predictor.probabilities,
                     "fast path, torch's gates": lambda names: torch_gates_probabilities(predictor, names)}
     if args.int8:

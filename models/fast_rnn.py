@@ -171,7 +171,7 @@ def _gru_direction(t: dict, letters: torch.Tensor, alive: list[int], out: torch.
     node = out.new_zeros(len(letters), dtype=torch.long)  # each name's node at the level before; the root's state is 0
     states = out.new_zeros(1, hidden)
     buffer, previous = out.new_empty(BLOCK, 4 * hidden), out.new_empty(BLOCK, hidden)  # reused by every block
-    kernel = native.gru_gates() if NATIVE_GATES else None
+    kernel = native.gru_children() if NATIVE_GATES else None
     for k in range(len(alive) - 2):
         reading, longer = alive[k + 1], alive[k + 2]  # the names at least k + 1 long come first, those longer before them
         if reading == 0:

@@ -3,7 +3,7 @@
 The library is built once per machine into the user's cache folder ($XDG_CACHE_HOME or ~/.cache, then
 surname-classifier/), named by a hash of the source, the compiler and its flags, written under a temporary name and
 renamed, so that processes building at once never load half a file. It is loaded with ctypes. Where there is no C
-compiler, or the build or the load fails, `gru_gates()` is None and models/fast_rnn.py runs the same step with torch
+compiler, or the build or the load fails, `gru_children()` is None and models/fast_rnn.py runs the same step with torch
 (the two agree to 1e-6; tests/test_speed.py).
 """
 import ctypes
@@ -59,7 +59,7 @@ def build(cc: str, directory: Path) -> Path:
 
 
 @functools.cache
-def gru_gates():
+def gru_children():
     """gru_children(recurrent, parent_states, slot, first_slot, table, letter, out, rows, h) of models/gru_gates.c,
     taking data pointers; None where it cannot be built and loaded here."""
     cc = compiler()

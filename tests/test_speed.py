@@ -22,7 +22,7 @@ EXTERNAL = ROOT.parent / "shared" / "data" / "external_val.tsv"  # real surnames
 @pytest.fixture(params=["C kernel", "torch"])
 def gates(request, monkeypatch):
     """Each GRU step's element-wise part by models/gru_gates.c (where this machine builds it) and by torch."""
-    if request.param == "C kernel" and native.gru_gates() is None:
+    if request.param == "C kernel" and native.gru_children() is None:
         pytest.skip("no C compiler here: the torch path is the one in use")
     monkeypatch.setattr(fast_rnn, "NATIVE_GATES", request.param == "C kernel")
     return request.param
@@ -63,7 +63,7 @@ def test_gru_inference_path_equals_nn_gru_on_names_of_every_length(bidirectional
 def test_gru_kernel_agrees_with_torch_where_the_gates_saturate(monkeypatch):
     """Weights that put the gates' inputs far past where a sigmoid saturates (±1e4, ±100, ±88), near zero, and a
     NaN: the kernel's exp is clamped to float's range, so it gives what torch gives, and NaN stays NaN."""
-    if native.gru_gates() is None:
+    if native.gru_children() is None:
         pytest.skip("no C compiler here")
     torch.manual_seed(0)
     gru = torch.nn.GRU(6, 16, batch_first=True, bidirectional=True)
@@ -87,32 +87,32 @@ def test_gru_kernel_is_built_where_a_c_compiler_is_found():
     """So that where CI has a compiler, the tests above check the kernel the product runs, not only torch's path."""
     if native.compiler() is None:
         pytest.skip("no C compiler here")
-    assert native.gru_gates() is not None
+    assert native.gru_children() is not None
 
 
 def test_gru_kernel_is_built_once_into_the_cache_folder_and_reused(tmp_path, monkeypatch):
     if native.compiler() is None:
         pytest.skip("no C compiler here")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    native.gru_gates.cache_clear()
+    native.gru_children.cache_clear()
     try:
-        assert native.gru_gates() is not None
+        assert native.gru_children() is not None
         [library] = (tmp_path / "surname-classifier").iterdir()
         built = library.stat().st_mtime_ns
-        native.gru_gates.cache_clear()
-        assert native.gru_gates() is not None
+        native.gru_children.cache_clear()
+        assert native.gru_children() is not None
         assert list((tmp_path / "surname-classifier").iterdir()) == [library]
         assert library.stat().st_mtime_ns == built
     finally:
-        native.gru_gates.cache_clear()
+        native.gru_children.cache_clear()
 
 
 def test_a_failed_kernel_build_leaves_no_file_and_the_torch_path_in_use(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "false")  # a compiler that always fails
-    native.gru_gates.cache_clear()
+    native.gru_children.cache_clear()
     try:
-        assert native.gru_gates() is None
+        assert native.gru_children() is None
         assert list((tmp_path / "surname-classifier").rglob("*")) == []
         torch.manual_seed(0)
         gru, letters = torch.nn.GRU(5, 4, batch_first=True), torch.randint(0, 5, (3, 4))
@@ -120,7 +120,7 @@ def test_a_failed_kernel_build_leaves_no_file_and_the_torch_path_in_use(tmp_path
             fast = fast_rnn.gru_last_states(gru, letters, torch.full((3,), 4))
             assert torch.allclose(fast, gru(torch.nn.functional.one_hot(letters, 5).float())[1][0], atol=1e-6)
     finally:
-        native.gru_gates.cache_clear()
+        native.gru_children.cache_clear()
 
 
 @pytest.mark.parametrize("batch", [1, 40])
