@@ -148,6 +148,47 @@ def test_the_answer_cache_holds_at_most_its_size_and_the_newest_answers():
     assert len(cache) <= 10 and cache.lookup(names[-5:])[1] == [] and cache.lookup(names[:5])[1] == names[:5]
 
 
+def test_an_answer_cache_that_answers_almost_nothing_rests_then_starts_again():
+    cache = FieldCache(10, rest_rows=20)
+    names = iter(f"Name{i}" for i in range(1000))
+    for _ in range(2):  # ten rows never seen: 0 of 10 answered, under MIN_ANSWERED
+        chunk = [next(names) for _ in range(5)]
+        found, missing = cache.lookup(chunk)
+        cache.add(missing, [(name,) for name in missing])
+    assert cache.resting and len(cache) == 0
+    for _ in range(4):  # resting for 20 rows: not asked (a name just added is not answered), not filled
+        chunk = [next(names) for _ in range(5)]
+        cache.add(chunk, [(name,) for name in chunk])
+        assert cache.lookup(chunk) == ([None] * 5, chunk) and len(cache) == 0
+    assert not cache.resting
+    chunk = [next(names) for _ in range(5)]
+    cache.add(chunk, [(name,) for name in chunk])
+    assert cache.lookup(chunk) == ([(name,) for name in chunk], [])
+
+
+def test_an_answer_cache_that_answers_enough_never_rests():
+    cache = FieldCache(10, rest_rows=20)
+    for i in range(100):  # every chunk of new names comes again once: half the rows answered
+        chunk = [f"Name{i}-{j}" for j in range(5)]
+        for again in (False, True):
+            found, missing = cache.lookup(chunk)
+            cache.add(missing, [(name,) for name in missing])
+            assert not cache.resting and (missing == [] if again else missing == chunk)
+
+
+def test_a_resting_answer_cache_writes_the_same_table(tmp_path, predictor):
+    """Names never seen for a while (the small cache rests), then names seen before: the same file as a cache that
+    holds every answer."""
+    names = [f"Nakamura{'son' * i}" for i in range(60)] + ["Ivanov", "Nakamura", "Smith", "Nakamurason"] * 30
+    source = tmp_path / "in.csv"
+    source.write_text("id,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(names)), encoding="utf-8")
+    resting = classify_file(source, tmp_path / "resting.csv", "name", predictor, chunk_rows=7, cache_size=10,
+                            progress=False)
+    whole = classify_file(source, tmp_path / "whole.csv", "name", predictor, chunk_rows=7, progress=False)
+    assert (tmp_path / "resting.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert resting.computed > whole.computed  # the rest cost model calls, not answers
+
+
 @pytest.mark.slow
 def test_workers_write_the_same_file_as_one_process(tmp_path, predictor, tiny_checkpoint):
     names = ["Nakamura", "Ivanov", "", "Smith", "Kobayashi", "Petrov", "x1", "Müller", "Tanaka"] * 40
