@@ -8,8 +8,9 @@ The output holds every input row once, in order, with its columns untouched, fol
 a row's name could not be classified (its answers then empty). A CSV/TSV row that sits on one line is
 copied as it was written (its quotes and spaces kept) when the output has the input's delimiter; other
 rows are written by the csv module, and read back the same. Rows are read `chunk_rows` at a
-time and at most `cache_size` answers are kept (100,000 by default, about 25 MB), so memory stays
-flat whatever the file's length and however many of its names differ (docs/speed.md). With
+time and at most `cache_size` answers are kept (100,000 by default, about 25 MB; a cache that answers
+almost nothing rests, bulk/labeller.FieldCache), so memory stays flat whatever the file's length and
+however many of its names differ (docs/speed.md). With
 workers > 1 a pool of workers - 1 processes and this one classify the chunks' new names, this one
 also reading and writing, chunks kept in order; on Linux with one torch thread the pool's processes
 are forked and share this one's model. The output is written to a hidden temp file beside the target
