@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,10 +28,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "surname-classifier"
 
 
-def compiler() -> str | None:
+def compiler() -> list[str] | None:
+    """The C compiler's command: $CC (which may carry words of its own, as "ccache gcc"), else cc, gcc or clang."""
     if sys.platform == "win32":  # ctypes would need a DLL and MSVC's flags: torch's path there
         return None
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return [found] if found else None
 
 
 def flags() -> list[str]:
@@ -43,9 +48,9 @@ def flags() -> list[str]:
     return chosen
 
 
-def build(cc: str, directory: Path) -> Path:
+def build(cc: list[str], directory: Path) -> Path:
     """The library for this source, compiler and flags in `directory`, built there if it is not there yet."""
-    command = [cc, *flags()]
+    command = [*cc, *flags()]
     key = hashlib.sha256(SOURCE.read_bytes() + "\0".join(command + [platform.machine()]).encode()).hexdigest()[:16]
     library = directory / f"gru_gates-{key}.so"
     if not library.exists():
