@@ -2,8 +2,9 @@
 
    torch runs it as five passes over a [rows, 4H] block (two sigmoids, the r-product, 2s - 1, the lerp), each
    sigmoid through an exp accurate to 1 ulp; here it is one pass, with an exp within 2 ulp (Cephes' expf
-   polynomial after a range reduction) that the compiler vectorises. Probabilities move by less than 1e-6
-   (tests/test_speed.py). Plain C, no headers but the standard ones, so that any C compiler builds it in
+   polynomial after a range reduction) that the compiler vectorises. Each child reads its parent's row of the
+   recurrent product, so the product runs once per parent (siblings share it). Probabilities move by less than
+   1e-6 (tests/test_speed.py). Plain C, no headers but the standard ones, so that any C compiler builds it in
    a fraction of a second. */
 #include <stdint.h>
 #include <string.h>
