@@ -4,9 +4,10 @@
         --external ../shared/data/external_val.tsv [--int8]
 
 The reference is nn.GRU as trained (models/fast_rnn.GRU_INFERENCE off); the fast path is what
-Predictor uses: with the C kernel of each step's gates where this machine builds it (models/native.py), and then
-also with torch's passes instead (models/fast_rnn.NATIVE_GATES off), the path where there is no C compiler. Prints, per set: names, the largest absolute difference of any probability, and
-the share of names with the same top country. The tolerance the project holds the fast path to:
+Predictor uses: with the C kernel of each step's gates where this machine builds it (models/native.py),
+and then also with torch's passes instead (models/fast_rnn.NATIVE_GATES off), the path where there is
+no C compiler. Prints, per set: names, the largest absolute difference of any probability, and the
+share of names with the same top country. The tolerance the project holds the fast path to:
 at most 0.002 and at least 99.5%. With --int8 it also measures torch's dynamic int8 quantisation
 of the GRU (quantize_dynamic), which is not used: see docs/speed.md.
 """

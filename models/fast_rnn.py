@@ -142,6 +142,16 @@ def _gru_steps(t: dict, letter: torch.Tensor, previous: torch.Tensor, out: torch
     torch.lerp(n, previous, rz[:, h:2 * h], out=out)  # n + z (h - n)
 
 
+def _gru_level_by_children(t: dict, states: torch.Tensor, parent: torch.Tensor, letter: torch.Tensor,
+                           out: torch.Tensor, previous: torch.Tensor, buffer: torch.Tensor) -> None:
+    """One trie level in torch: the children's states into `out` [R, H], child i one letter `letter[i]` on from
+    `states[parent[i]]`, BLOCK children at a time, each with its own copy of its parent's state and product."""
+    for i in range(0, len(parent), BLOCK):
+        rows = parent[i:i + BLOCK]
+        torch.index_select(states, 0, rows, out=previous[:len(rows)])
+        _gru_steps(t, letter[i:i + BLOCK], previous[:len(rows)], out[i:i + BLOCK], buffer)
+
+
 def _gru_level_by_parents(kernel, t: dict, states: torch.Tensor, parent: torch.Tensor, letter: torch.Tensor,
                           out: torch.Tensor, previous: torch.Tensor, buffer: torch.Tensor) -> None:
     """One trie level with the C kernel: the children's states into `out` [R, H], child i one letter `letter[i]` on
@@ -182,10 +192,7 @@ def _gru_direction(t: dict, letters: torch.Tensor, alive: list[int], out: torch.
         if kernel is not None:
             _gru_level_by_parents(kernel, t, states, parent, letter, new, previous, buffer)
         else:
-            for i in range(0, len(distinct), BLOCK):
-                rows = parent[i:i + BLOCK]
-                torch.index_select(states, 0, rows, out=previous[:len(rows)])
-                _gru_steps(t, letter[i:i + BLOCK], previous[:len(rows)], new[i:i + BLOCK], buffer)
+            _gru_level_by_children(t, states, parent, letter, new, previous, buffer)
         ending = inverse[longer:reading]  # the names exactly k + 1 long
         if project is None:
             torch.index_select(new, 0, ending, out=out[longer:reading])
