@@ -6,13 +6,17 @@
 The output holds every input row once, in order, with its columns untouched, followed by
 `country`, `probability` (`country_2`, `probability_2`, ... with topk > 1) and `error`: the reason
 a row's name could not be classified (its answers then empty). A CSV/TSV row that sits on one line is
-copied as it was written (its quotes and spaces kept) when the output has the input's delimiter; other
-rows are written by the csv module, and read back the same. Rows are read `chunk_rows` at a
-time and at most `cache_size` answers are kept (100,000 by default, about 25 MB; a cache that answers
-almost nothing rests, bulk/labeller.FieldCache), so memory stays flat whatever the file's length and
-however many of its names differ (docs/speed.md). With
-workers > 1 a pool of workers - 1 processes and this one classify the chunks' new names, this one
-also reading and writing, chunks kept in order; on Linux with one torch thread the pool's processes
+copied as it was written (its quotes and spaces kept) when the output has the input's delimiter, unless a
+row of its chunk spans several lines; other rows are written by the csv module, and read back the same.
+Rows are read `chunk_rows` at a time and at most `cache_size` answers are kept (100,000 by default, about
+25 MB; a cache that answers almost nothing rests, bulk/labeller.FieldCache), so memory stays flat whatever
+the file's length and however many of its names differ (docs/speed.md).
+
+With workers > 1, this process and a pool of workers - 1 share the work. A CSV/TSV file is cut into ranges of
+about two chunks (bulk/csv_ranges.py): each process takes the next range not yet taken, reads, classifies and
+writes it to a part file, and this one joins the parts in order. A Parquet file, or a CSV whose ranges cannot be
+cut (a header over several lines, fewer than two ranges, a quote that misleads the cut), is read and written
+by this one, the pool classifying chunks' new names. On Linux with one torch thread the pool's processes
 are forked and share this one's model. The output is written to a hidden temp file beside the target
 and renamed at the end, so an interrupted run leaves no output file (nor, unless killed outright, a
 temp file).
@@ -26,6 +30,7 @@ import multiprocessing
 import multiprocessing.util
 import os
 import pickle
+import shutil
 import signal
 import sys
 import tempfile
@@ -34,13 +39,14 @@ import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from itertools import compress, islice, repeat, tee
+from itertools import chain, compress, islice, repeat, tee
 from operator import itemgetter
 from pathlib import Path
 
 from models.predictor import cyclic_gc_paused
 from utils.errors import UserError
 from utils.files import cannot_write, check_target, file_mode, kind_of
+from bulk.csv_ranges import SENTINEL, EndsAtARecord, NotARecordEnd, range_text, record_ranges
 from bulk.labeller import (FieldCache, compute_fields, complete, error_fields, output_columns, text_names, warm_up,
                            wrong_width)
 
@@ -75,9 +81,10 @@ class Summary:
 _worker = {}  # the pool process's predictor and settings, set once by _init_worker
 
 
-def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability: float = 0.0) -> None:
+def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability: float = 0.0, shared=None) -> None:
     """Set up a pool process. `predictor` is the Predictor itself in a forked process (it shares the parent's copy),
-    or in a spawned one the path of a file holding it pickled."""
+    or in a spawned one the path of a file holding it pickled. `shared`: the ranges' counter and table, for a pool
+    that classifies ranges of a CSV file (shared memory is handed over only as a process starts)."""
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it was born (a process the pool restarts was not)
@@ -88,7 +95,8 @@ def _init_worker(predictor, threads: int, topk: int, text: bool, min_probability
             predictor = pickle.load(f)
         warm_up(predictor)
     gc.disable()  # as cyclic_gc_paused in classify_file; this process does nothing else
-    _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability)
+    csv.field_size_limit(MAX_FIELD)  # as _write_csv sets it (a spawned process starts from the module's default)
+    _worker.update(predictor=predictor, topk=topk, text=text, min_probability=min_probability, shared=shared)
 
 
 def _pool_context(threads: int):
@@ -133,16 +141,16 @@ def _compute_in_worker(names: list[str]) -> list[tuple]:
 
 
 def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, threads: int, cache_size: int,
-                    min_probability: float = 0.0):
+                    min_probability: float = 0.0, cache: FieldCache | None = None):
     """(rows, fields of each row's name, how many names were computed) for each (rows, names) of `chunks`, in order.
 
     Names already answered come from a bounded cache; the rest are computed here (workers=1), or with
     workers > 1 by a pool of workers - 1 processes and by this one: once a pool process has started, a chunk
     goes to the pool while it has fewer than two chunks per process in flight, else this process computes it
     between its reading and writing. At most 2 * workers chunks are in flight, so memory stays flat; and a run
-    with 2 workers holds two copies of torch and the model, not three.
+    with 2 workers holds two copies of torch and the model, not three. `cache`: one to keep using (else a new one).
     """
-    cache = FieldCache(cache_size)
+    cache = FieldCache(cache_size) if cache is None else cache
     warm_up(predictor)  # before the pool is started: the pool's processes receive the built tables
     if workers == 1:
         for rows, names in chunks:
@@ -240,11 +248,12 @@ def _delimiter(path: Path, sample: str | None = None) -> str:
 
 def _temp_beside(output: Path) -> Path:
     """A hidden temp file beside `output`, created here (never an existing path), named .<output>.<pid>.tmp so a
-    later run can remove it once its process is gone."""
+    later run can remove it (and the folder .<output>.<pid>.parts of --workers' ranges) once its process is gone."""
     for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):  # left by a run killed outright
         pid = stale.name[len(output.name) + 2:-len(".tmp")]
         if pid.isdigit() and not _alive(int(pid)):
             stale.unlink(missing_ok=True)
+            shutil.rmtree(stale.with_name(stale.stem + ".parts"), ignore_errors=True)  # and its ranges' parts
     temp = output.parent / f".{output.name}.{os.getpid()}.tmp"
     try:
         os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode()))
@@ -351,51 +360,70 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
     raw = open(input_path, "rb")
     # utf-8-sig drops a BOM; newline="" lets csv read CRLF and line breaks inside quoted fields
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-    rows = classified = errors = computed = reader = 0
+    reader = None
+    with raw, text, _csv_read_errors(input_path, lambda: reader.line_num if reader else 0):
+        sample = text.read(65536)
+        delimiter = _delimiter(input_path, sample)
+        text.seek(0)
+        csv.field_size_limit(MAX_FIELD)  # a longer field is one row's error (its name is too long), not the file's
+        # With the same delimiter out as in, a row read from one line is written as that line with its cells
+        # added: the csv module's writer costs more than reading the row did. `lines` gives each line as read.
+        out_delimiter = settings["delimiter"] or delimiter
+        parsed, lines = tee(text) if out_delimiter == delimiter else (text, None)
+        reader = csv.reader(parsed, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            raise UserError(f"{input_path}: empty file; expected a header row naming the columns")
+        index = _check_header(header, column, topk, input_path)
+        job = _range_job(input_path, sample, header, reader, delimiter, out_delimiter, index, temp, settings)
+        with open(temp, "w", encoding="utf-8", newline="") as out, \
+                _progress_bar(input_path, input_path.stat().st_size, "B", progress) as bar:
+            writer = csv.writer(out, delimiter=out_delimiter, lineterminator="\n")
+            writer.writerow(header + output_columns(topk))
+            if job is not None:
+                try:
+                    return _classify_ranges(job, out, predictor, settings, bar)
+                except NotARecordEnd:  # a quote in an unquoted field misled the cut: read the file whole
+                    bar.reset()
+            start = time.perf_counter()
+            return _copy_csv_rows(reader, lines, out, writer, len(header), index, predictor, settings,
+                                  lambda counts: _show_progress(bar, raw.tell(), counts[0], start))
+
+
+@contextmanager
+def _csv_read_errors(path: Path, line_num):
+    """UserError for text that is not UTF-8 and for what the csv module cannot read (at line `line_num()`)."""
     try:
-        with raw, text:
-            sample = text.read(65536)
-            delimiter = _delimiter(input_path, sample)
-            text.seek(0)
-            csv.field_size_limit(MAX_FIELD)  # a longer field is one row's error (its name is too long), not the file's
-            # With the same delimiter out as in, a row read from one line is written as that line with its cells
-            # added: the csv module's writer costs more than reading the row did. `lines` gives each line as read.
-            same_delimiter = (settings["delimiter"] or delimiter) == delimiter
-            parsed, lines = tee(text) if same_delimiter else (text, None)
-            reader = csv.reader(parsed, delimiter=delimiter)
-            header = next(reader, None)
-            if header is None:
-                raise UserError(f"{input_path}: empty file; expected a header row naming the columns")
-            index = _check_header(header, column, topk, input_path)
-            with open(temp, "w", encoding="utf-8", newline="") as out, \
-                    _progress_bar(input_path, input_path.stat().st_size, "B", progress) as bar:
-                writer = csv.writer(out, delimiter=settings["delimiter"] or delimiter, lineterminator="\n")
-                writer.writerow(header + output_columns(topk))
-                rows, classified, errors, computed = _copy_csv_rows(
-                    reader, lines, out, writer, len(header), index, predictor, settings, lambda: raw.tell(), bar)
+        yield
     except UnicodeDecodeError as e:
-        raise UserError(f"{input_path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
+        raise UserError(f"{path}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
     except csv.Error as e:
-        raise UserError(f"{input_path}, line {reader.line_num}: {e}") from None
-    return rows, classified, errors, computed
+        raise UserError(f"{path}, line {line_num()}: {e}") from None
 
 
-def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor, settings: dict, position, bar):
-    """Read, classify and write every data row; (rows, classified, errors, computed). `lines`, if not None, gives
-    the text of the rows `reader` parses, line by line, and `writer` writes with the reader's delimiter into `out`."""
+def _show_progress(bar, position: int, rows: int, start: float) -> None:
+    bar.update(position - bar.n)
+    bar.set_postfix_str(f"{rows:,} rows, {rows / (time.perf_counter() - start):,.0f} rows/s", refresh=False)
+
+
+def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor, settings: dict, report,
+                   cache: FieldCache | None = None):
+    """Read, classify and write every data row; (rows, classified, errors, computed), also given to `report` after
+    each chunk. `lines`, if not None, gives the text of the rows `reader` parses, line by line, and `writer` writes
+    with the reader's delimiter into `out`."""
     topk = settings["topk"]
-    rows = classified = errors = computed = done = 0
+    rows = classified = errors = computed = 0
     chunks = _csv_chunks(reader, lines, width, index, settings["chunk_rows"])
     labelled = labelled_chunks(chunks, predictor, topk, True, settings["workers"], settings["threads"],
-                               settings["cache_size"], settings["min_probability"])
+                               settings["cache_size"], settings["min_probability"], cache)
     delimiter = writer.dialect.delimiter
-    start = time.perf_counter()
     for (chunk, malformed, texts), fields, missing in labelled:
         for i, reason in malformed.items():
             fields[i] = error_fields(topk, reason)
         bad = sum(map(bool, map(itemgetter(-1), fields)))  # rows with an error
-        if texts is not None and _need_no_quotes(fields, writer.dialect):
-            out.write(lines_with_cells(texts, fields, delimiter))
+        cells = None if texts is None else _cell_texts(fields, writer.dialect)
+        if cells is not None:
+            out.write(lines_with_cells(texts, cells, delimiter))
         else:
             if chunk is None:  # only the lines were kept: the rows again, parsed as they were the first time
                 chunk = list(csv.reader(texts, reader.dialect))
@@ -403,23 +431,147 @@ def _copy_csv_rows(reader, lines, out, writer, width: int, index: int, predictor
             writer.writerows(chunk)
         rows, errors, computed = rows + len(fields), errors + bad, computed + missing
         classified += len(fields) - bad
-        bar.update(position() - done)
-        done = position()
-        bar.set_postfix_str(f"{rows:,} rows, {rows / (time.perf_counter() - start):,.0f} rows/s", refresh=False)
+        report((rows, classified, errors, computed))
     return rows, classified, errors, computed
 
 
-def lines_with_cells(lines: list[str], fields: list[tuple], delimiter: str) -> str:
-    """Each line (a row as read, its line break dropped) followed by its cells: the output of rows on one line
-    whose cells need no quotes."""
+# ---- --workers > 1 on a CSV file: each process reads, classifies and writes ranges of its rows ---------------
+# Handing chunks to a pool left this process all the reading, writing and handing over, on top of its share of
+# the chunks: it finished seconds after the pool's. Here every process takes the next range not yet taken, reads
+# it from the file itself and writes its rows to a part file; this one joins the parts in order at the end.
+
+@dataclass
+class _RangeJob:
+    """What a process needs to classify ranges of a CSV file (sent to the pool's processes)."""
+    path: Path
+    ranges: list[tuple[int, int, int]]  # bulk/csv_ranges.record_ranges's
+    parts: Path  # the folder of the ranges' output files, each named by its range's number
+    delimiter: str
+    out_delimiter: str
+    width: int
+    index: int
+    settings: dict
+
+
+SLOT = 6  # a range's numbers in the shared table: rows, classified, errors, computed, bytes read, done
+
+
+def _range_job(path: Path, sample: str, header: list[str], reader, delimiter: str, out_delimiter: str, index: int,
+               temp: Path, settings: dict) -> _RangeJob | None:
+    """The ranges for --workers > 1, about two chunks of rows each; None (the file read whole, the pool classifying
+    chunks) for one worker, a header of more than one line, or a file too short for two ranges."""
+    lines = sample.count("\n")
+    if settings["workers"] == 1 or reader.line_num != 1 or lines < 2:
+        return None
+    with open(path, "rb") as f:
+        first = f.readline(len(sample.encode()))
+        size = os.fstat(f.fileno()).st_size
+    try:
+        if not first.endswith(b"\n") or list(csv.reader(io.StringIO(first.decode("utf-8-sig"), newline=""),
+                                                        delimiter=delimiter)) != [header]:
+            return None
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    line_bytes = len(sample.encode()) / lines
+    ranges = record_ranges(path, len(first), size, round(2 * settings["chunk_rows"] * line_bytes))
+    if len(ranges) < 2:
+        return None
+    return _RangeJob(path, ranges, temp.with_name(temp.stem + ".parts"), delimiter, out_delimiter, len(header),
+                     index, dict(settings, workers=1))
+
+
+def _classify_ranges(job: _RangeJob, out, predictor, settings: dict, bar):
+    """Classify every range of `job`, in this process and a pool of workers - 1, and append the parts to `out`;
+    (rows, classified, errors, computed). NotARecordEnd (nothing appended) if a range did not end at a record."""
+    context = _pool_context(settings["threads"])
+    taken, table = context.Value("q", 0), context.Array("q", SLOT * len(job.ranges), lock=False)
+    forked = context.get_start_method() == "fork"
+    warm_up(predictor)  # before the pool is started: the pool's processes receive the built tables
+    try:
+        job.parts.mkdir(mode=0o700)
+    except OSError as e:
+        raise cannot_write(job.parts, e) from None
+    try:
+        with (nullcontext(predictor) if forked else _shipped(predictor)) as shared, \
+                _pool_leaving_ctrl_c_to_us(context, settings["workers"] - 1, _init_worker,
+                                           (shared, settings["threads"], settings["topk"], True,
+                                            settings["min_probability"], (taken, table))) as pool:
+            pool_jobs = [pool.apply_async(_take_ranges_in_worker, (job,)) for _ in range(settings["workers"] - 1)]
+            start = time.perf_counter()
+
+            def show_progress():
+                for pool_job in pool_jobs:
+                    if pool_job.ready() and not pool_job.successful():
+                        pool_job.get()  # raises what ended it
+                _show_progress(bar, job.ranges[0][0] + sum(table[4::SLOT]), sum(table[0::SLOT]), start)
+
+            _take_ranges(job, predictor, FieldCache(settings["cache_size"]), taken, table, show_progress)
+            while not all(table[SLOT - 1::SLOT]):  # the pool's last ranges; a pool process may never have started
+                show_progress()
+                time.sleep(0.02)
+        out.flush()
+        for i in range(len(job.ranges)):
+            with open(job.parts / str(i), "rb") as part:
+                shutil.copyfileobj(part, out.buffer, 1 << 20)
+            (job.parts / str(i)).unlink()
+        out.buffer.flush()
+        return tuple(sum(table[k::SLOT]) for k in range(4))
+    finally:
+        shutil.rmtree(job.parts, ignore_errors=True)
+
+
+def _take_ranges_in_worker(job: _RangeJob) -> None:
+    cache = _worker.setdefault("cache", FieldCache(job.settings["cache_size"]))
+    _take_ranges(job, _worker["predictor"], cache, *_worker["shared"])
+
+
+def _take_ranges(job: _RangeJob, predictor, cache: FieldCache, taken, table, on_chunk=None) -> None:
+    """Classify the next range no process has taken, until none is left; each into its part file, its numbers into
+    its slot of `table`."""
+    while True:
+        with taken.get_lock():
+            i = taken.value
+            taken.value += 1
+        if i >= len(job.ranges):
+            return
+        start, end, breaks_before = job.ranges[i]
+        last, reader = i == len(job.ranges) - 1, None
+        text, position = range_text(job.path, start, end)
+
+        def report(counts):
+            table[SLOT * i:SLOT * i + SLOT - 1] = [*counts, position()]
+            if on_chunk is not None:
+                on_chunk()
+
+        with text, open(job.parts / str(i), "w", encoding="utf-8", newline="") as out, \
+                _csv_read_errors(job.path, lambda: 1 + breaks_before + (reader.line_num if reader else 0)):
+            source = text if last else chain(text, [SENTINEL])
+            parsed, lines = tee(source) if job.delimiter == job.out_delimiter else (source, None)
+            reader = csv.reader(parsed, delimiter=job.delimiter)
+            reader = reader if last else EndsAtARecord(reader)
+            writer = csv.writer(out, delimiter=job.out_delimiter, lineterminator="\n")
+            _copy_csv_rows(reader, lines, out, writer, job.width, job.index, predictor, job.settings, report, cache)
+        table[SLOT * i + SLOT - 1] = 1
+
+
+def lines_with_cells(lines: list[str], cells, delimiter: str) -> str:
+    """Each line (a row as read, its line break dropped) followed by its cells, as written (`cells`: each row's,
+    joined and quoted where they need it): the output of rows on one line."""
     as_written = "{}" + delimiter.replace("{", "{{").replace("}", "}}") + "{}\n"
-    return "".join(map(as_written.format, map(str.rstrip, lines, repeat("\r\n")), map(delimiter.join, fields)))
+    return "".join(map(as_written.format, map(str.rstrip, lines, repeat("\r\n")), cells))
 
 
-def _need_no_quotes(fields: list[tuple], dialect) -> bool:
-    """Whether a csv.writer of `dialect` would write every cell as it is (no delimiter, quote or line break in any)."""
+def _cell_texts(fields: list[tuple], dialect):
+    """Each row's cells as a csv.writer of `dialect` writes them: joined by the delimiter where no cell holds the
+    delimiter, a quote or a line break (nearly always), else written by one. None where a cell spans lines."""
     cells = "".join(map("".join, fields))
-    return not any(map(cells.__contains__, (dialect.delimiter, dialect.quotechar, "\r", "\n")))
+    if not any(map(cells.__contains__, (dialect.delimiter, dialect.quotechar, "\r", "\n"))):
+        return map(dialect.delimiter.join, fields)
+    if "\r" in cells or "\n" in cells:
+        return None
+    written = io.StringIO()
+    csv.writer(written, dialect, lineterminator="\n").writerows(fields)
+    return written.getvalue().split("\n")[:-1]
 
 
 def _ends_in_quotes(line: str, row: list[str]) -> bool:

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from itertools import chain
 from pathlib import Path
 from unittest import mock
 
@@ -21,7 +22,8 @@ from models.predictor import Predictor
 from tests.conftest import ROOT, run_script
 from utils.errors import UserError
 from bulk.labeller import FieldCache, complete, compute_fields
-from bulk.tables import classify_file
+from bulk.csv_ranges import SENTINEL, EndsAtARecord, NotARecordEnd, range_text, record_ranges
+from bulk.tables import _classify_ranges as classify_ranges, classify_file
 
 # a BOM, CRLF line ends, commas and quotes inside fields, a line break inside a quoted field, a blank
 # line, an empty, a letter-less and a non-ASCII name, a short and a long row
@@ -35,6 +37,12 @@ AWKWARD_CSV = ('\ufeffid,surname,note\r\n'
                '6,Ivanov\r\n'
                '7,Smith,a,b\r\n'
                '8,Tanaka,last\r\n')
+
+
+FIELD = st.text(alphabet='aB é,;"\r\n', max_size=5)  # as it stands, quoted, or with a quote left open
+CSV_FIELD = FIELD | FIELD.map(lambda f: '"' + f.replace('"', '""') + '"') | FIELD.map(lambda f: '"' + f)
+CSV_LINES = st.lists(st.tuples(st.lists(CSV_FIELD, max_size=4).map(",".join), st.sampled_from(["\n", "\r\n", "\r", ""])),
+                     max_size=8).map(lambda rows: "".join(fields + end for fields, end in rows))
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +211,114 @@ def test_workers_write_the_same_file_as_one_process(tmp_path, predictor, tiny_ch
     assert one.rows == two.rows == len(names) and one.errors == two.errors == 40
 
 
+def rows_of_ranges(path: Path, start: int, piece_bytes: int) -> list[list[str]]:
+    """The rows of bytes start: of `path` read range by range, as each process of --workers reads its ranges."""
+    ranges = record_ranges(path, start, path.stat().st_size, piece_bytes)
+    assert [r[0] for r in ranges[1:]] == [r[1] for r in ranges[:-1]] and ranges[0][0] == start  # no gap, no overlap
+    rows = []
+    for i, (begin, end, _) in enumerate(ranges):
+        text, _ = range_text(path, begin, end)
+        with text:
+            last = i == len(ranges) - 1
+            reader = csv.reader(text if last else chain(text, [SENTINEL]))
+            rows += list(reader if last else EndsAtARecord(reader))
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=CSV_LINES, piece_bytes=st.integers(1, 30))
+@example(body='1,O"Brien\n2,"a\nb"\n3,c\n', piece_bytes=12)  # a quote in an unquoted field: the count is odd
+def test_ranges_read_one_by_one_give_the_file_s_rows_or_say_they_cannot(tmp_path_factory, body, piece_bytes):
+    path = tmp_path_factory.mktemp("ranges") / "in.csv"
+    path.write_bytes(("h\n" + body).encode("utf-8"))
+    whole = list(csv.reader(io.StringIO(body, newline="")))
+    try:
+        assert rows_of_ranges(path, 2, piece_bytes) == whole
+    except NotARecordEnd:
+        assert '"' in body
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(FIELD, min_size=1, max_size=4), max_size=10), piece_bytes=st.integers(1, 30),
+       end=st.sampled_from(["\n", "\r\n"]))
+@example(rows=[["1", "a\nb"], ["2", 'say "hi"\r\n'], ["3", ""]], piece_bytes=1, end="\n")
+def test_ranges_of_a_file_the_csv_module_wrote_always_end_at_a_record(tmp_path_factory, rows, piece_bytes, end):
+    """Quotes as the csv module writes them (a field with a quote, delimiter or line break quoted, its quotes
+    doubled) never mislead the cut, line breaks inside fields and all."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator=end).writerows(rows)
+    path = tmp_path_factory.mktemp("ranges") / "in.csv"
+    path.write_bytes(("h\n" + text.getvalue()).encode("utf-8"))
+    assert rows_of_ranges(path, 2, piece_bytes) == list(csv.reader(io.StringIO(text.getvalue(), newline="")))
+
+
+def classify_in_ranges(source: Path, output: Path, predictor, chunk_rows: int) -> bool:
+    """classify_file with two workers; whether the file was classified in ranges (False: read whole)."""
+    outcome = []
+
+    def spy(*args):
+        try:
+            outcome.append(True)
+            return classify_ranges(*args)
+        except NotARecordEnd:
+            outcome[-1] = False
+            raise
+
+    with mock.patch("bulk.tables._classify_ranges", spy):
+        classify_file(source, output, "surname", predictor, chunk_rows=chunk_rows, workers=2, threads=1,
+                      progress=False)
+    return outcome == [True]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux only")
+def test_two_workers_classify_ranges_and_write_what_one_process_writes(tmp_path, predictor):
+    """Each process reads, classifies and writes ranges of rows; the parts joined are the file one process writes:
+    quoted commas, doubled quotes, a cell that needs quotes, blank lines, rows too short or too long, CRLF and a BOM."""
+    rows = ["1,Nakamura,plain", '2,"Tanaka, Jr",quoted comma', '3,"O""Brien",doubled quote', "4,Ivanov,a,b", "5",
+            "", '6,Mül"ler,a quote inside', "7,Smith,last"]
+    source = tmp_path / "in.csv"
+    source.write_bytes(("\ufeffid,surname,note\r\n" + "\r\n".join(rows * 30) + "\r\n").encode("utf-8"))
+    classify_file(source, tmp_path / "one.csv", "surname", predictor, chunk_rows=4, progress=False)
+    assert classify_in_ranges(source, tmp_path / "two.csv", predictor, chunk_rows=4)
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "one.csv", "two.csv"]  # no part left
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux only")
+def test_rows_over_several_lines_in_ranges_and_a_misleading_quote_read_whole(tmp_path, predictor):
+    """Quoted line breaks as the csv module writes them are cut around; a quote inside an unquoted field, which
+    puts a cut inside a quoted field, sends the file to be read whole. Either way the rows are one process's."""
+    written = io.StringIO()
+    csv.writer(written, lineterminator="\n").writerows(
+        [["id", "surname", "note"]] + [[i, f"Name{i}", "two\nlines" if i % 3 else "one"] for i in range(60)])
+    misleading = written.getvalue().replace("Name7,", 'O"Name7,')
+    for text, in_ranges in ((written.getvalue(), True), (misleading, False)):
+        source = tmp_path / "in.csv"
+        source.write_text(text, encoding="utf-8")
+        classify_file(source, tmp_path / "one.csv", "surname", predictor, chunk_rows=3, progress=False)
+        assert classify_in_ranges(source, tmp_path / "two.csv", predictor, chunk_rows=3) is in_ranges
+        assert read_csv(tmp_path / "two.csv") == read_csv(tmp_path / "one.csv")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux only")
+def test_an_unreadable_row_in_a_later_range_is_the_same_one_line_error(tmp_path, predictor, monkeypatch):
+    monkeypatch.setattr("bulk.tables.MAX_FIELD", 40)
+    source = tmp_path / "in.csv"
+    source.write_text("id,surname\n" + "".join(f"{i},{'Long' * 20 if i == 150 else 'Tanaka'}\n" for i in range(200)))
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(UserError) as e:
+            classify_file(source, tmp_path / "out.csv", "surname", predictor, chunk_rows=5, workers=workers,
+                          threads=1, progress=False)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] == f"{source}, line 152: field larger than field limit (40)"
+    source.write_bytes(b"id,surname\n" + b"".join(b"%d,Tanaka\n" % i for i in range(150)) + b"151,Sa\xefto\n")
+    with pytest.raises(UserError, match="not UTF-8"):
+        classify_file(source, tmp_path / "out.csv", "surname", predictor, chunk_rows=5, workers=2, threads=1,
+                      progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 class SlowToStart(Predictor):
     """A Predictor that takes two minutes to load in a pool process."""
 
@@ -254,11 +370,6 @@ def classify_text(predictor, text: str, chunk_rows: int, name: str = "in.csv", o
         return target.read_bytes().decode("utf-8")  # line breaks as written
 
 
-FIELD = st.text(alphabet='aB é,;"\r\n', max_size=5)  # as it stands, quoted, or with a quote left open
-CSV_FIELD = FIELD | FIELD.map(lambda f: '"' + f.replace('"', '""') + '"') | FIELD.map(lambda f: '"' + f)
-CSV_LINES = st.lists(st.tuples(st.lists(CSV_FIELD, max_size=4).map(",".join), st.sampled_from(["\n", "\r\n", "\r", ""])),
-                     max_size=8).map(lambda rows: "".join(fields + end for fields, end in rows))
-
 
 @settings(max_examples=150, deadline=None)
 @given(body=CSV_LINES, chunk_rows=st.integers(1, 4))
@@ -272,7 +383,7 @@ def test_rows_copied_as_written_read_back_as_the_csv_writer_writes_them(predicto
     module's writer makes of the rows as parsed, whatever the quotes, line breaks and chunks."""
     text = "id,surname,note\n" + body
     as_written = classify_text(predictor, text, chunk_rows)
-    with mock.patch("bulk.tables._need_no_quotes", return_value=False):  # every row through csv.writer
+    with mock.patch("bulk.tables._ends_in_quotes", return_value=True):  # every row through csv.writer
         rewritten = classify_text(predictor, text, chunk_rows)
     assert list(csv.reader(io.StringIO(as_written, newline=""))) == list(csv.reader(io.StringIO(rewritten, newline="")))
 
@@ -543,9 +654,14 @@ def test_a_temp_file_of_a_killed_run_is_removed_by_the_next(tmp_path, hand_check
     dead, alive = tmp_path / ".out.csv.999999999.tmp", tmp_path / f".out.csv.{os.getppid()}.tmp"
     dead.write_bytes(b"half a table")
     alive.write_bytes(b"another run's, still writing")
+    dead_parts, alive_parts = dead.with_suffix(".parts"), alive.with_suffix(".parts")  # --workers' ranges
+    for parts in (dead_parts, alive_parts):
+        parts.mkdir()
+        (parts / "0").write_bytes(b"a range")
     assert run_predict(["--input", str(tmp_path / "in.csv"), "--column", "surname", "--output",
                         str(tmp_path / "out.csv"), "--checkpoint", str(hand_checkpoint)]) == 0
     assert not dead.exists() and alive.exists() and (tmp_path / "out.csv").is_file()
+    assert not dead_parts.exists() and (alive_parts / "0").exists()
 
 
 def test_min_probability_and_topk_hold_for_tables(tmp_path, hand_checkpoint):
