@@ -149,9 +149,10 @@ def labelled_chunks(chunks, predictor, topk: int, text: bool, workers: int, thre
     goes to the pool while it has fewer than two chunks per process in flight, else this process computes it
     between its reading and writing. At most 2 * workers chunks are in flight, so memory stays flat; and a run
     with 2 workers holds two copies of torch and the model, not three. `cache`: one to keep using (else a new one).
+    The caller warms the predictor up first (bulk/labeller.warm_up), once: before the pool starts, so that its
+    processes receive the built tables.
     """
     cache = FieldCache(cache_size) if cache is None else cache
-    warm_up(predictor)  # before the pool is started: the pool's processes receive the built tables
     if workers == 1:
         for rows, names in chunks:
             found, missing = cache.lookup(names)
@@ -375,6 +376,7 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
         if header is None:
             raise UserError(f"{input_path}: empty file; expected a header row naming the columns")
         index = _check_header(header, column, topk, input_path)
+        warm_up(predictor)  # once, before any pool starts: its processes receive the built tables
         job = _range_job(input_path, sample, header, reader, delimiter, out_delimiter, index, temp, settings)
         with open(temp, "w", encoding="utf-8", newline="") as out, \
                 _progress_bar(input_path, input_path.stat().st_size, "B", progress) as bar:
@@ -486,7 +488,6 @@ def _classify_ranges(job: _RangeJob, out, predictor, settings: dict, bar):
     context = _pool_context(settings["threads"])
     taken, table = context.Value("q", 0), context.Array("q", SLOT * len(job.ranges), lock=False)
     forked = context.get_start_method() == "fork"
-    warm_up(predictor)  # before the pool is started: the pool's processes receive the built tables
     try:
         job.parts.mkdir(mode=0o700)
     except OSError as e:
@@ -651,6 +652,7 @@ def _write_parquet(input_path: Path, temp: Path, column: str, predictor, progres
     rows = classified = errors = computed = 0
     batches = ((batch, _names(batch, column, input_path))  # None for a null
                for batch in source.iter_batches(batch_size=settings["chunk_rows"]))
+    warm_up(predictor)
     labelled = labelled_chunks(batches, predictor, topk, False, settings["workers"], settings["threads"],
                                settings["cache_size"], settings["min_probability"])
     with open(temp, "wb") as out, pq.ParquetWriter(out, schema) as writer, \
