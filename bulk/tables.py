@@ -455,7 +455,8 @@ class _RangeJob:
     settings: dict
 
 
-SLOT = 6  # a range's numbers in the shared table: rows, classified, errors, computed, bytes read, done
+SLOT = 7  # a range's numbers in the shared table: rows, classified, errors, computed, bytes read, its process, done
+TAKER, DONE = 5, 6
 
 
 def _range_job(path: Path, sample: str, header: list[str], reader, delimiter: str, out_delimiter: str, index: int,
@@ -504,10 +505,14 @@ def _classify_ranges(job: _RangeJob, out, predictor, settings: dict, bar):
                 for pool_job in pool_jobs:
                     if pool_job.ready() and not pool_job.successful():
                         pool_job.get()  # raises what ended it
+                for i in range(len(job.ranges)):  # a pool process killed half way (out of memory) would be waited for
+                    if not table[SLOT * i + DONE] and table[SLOT * i + TAKER] and not _alive(table[SLOT * i + TAKER]):
+                        raise UserError("a --workers process ended before writing its rows (killed, or out of "
+                                        "memory?); run again, with fewer workers if memory is short")
                 _show_progress(bar, job.ranges[0][0] + sum(table[4::SLOT]), sum(table[0::SLOT]), start)
 
             _take_ranges(job, predictor, FieldCache(settings["cache_size"]), taken, table, show_progress)
-            while not all(table[SLOT - 1::SLOT]):  # the pool's last ranges; a pool process may never have started
+            while not all(table[DONE::SLOT]):  # the pool's last ranges; a pool process may never have started
                 show_progress()
                 time.sleep(0.02)
         out.flush()
@@ -535,12 +540,13 @@ def _take_ranges(job: _RangeJob, predictor, cache: FieldCache, taken, table, on_
             taken.value += 1
         if i >= len(job.ranges):
             return
+        table[SLOT * i + TAKER] = os.getpid()
         start, end, breaks_before = job.ranges[i]
         last, reader = i == len(job.ranges) - 1, None
         text, position = range_text(job.path, start, end)
 
         def report(counts):
-            table[SLOT * i:SLOT * i + SLOT - 1] = [*counts, position()]
+            table[SLOT * i:SLOT * i + TAKER] = [*counts, position()]
             if on_chunk is not None:
                 on_chunk()
 
@@ -552,7 +558,7 @@ def _take_ranges(job: _RangeJob, predictor, cache: FieldCache, taken, table, on_
             reader = reader if last else EndsAtARecord(reader)
             writer = csv.writer(out, delimiter=job.out_delimiter, lineterminator="\n")
             _copy_csv_rows(reader, lines, out, writer, job.width, job.index, predictor, job.settings, report, cache)
-        table[SLOT * i + SLOT - 1] = 1
+        table[SLOT * i + DONE] = 1
 
 
 def lines_with_cells(lines: list[str], cells, delimiter: str) -> str:

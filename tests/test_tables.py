@@ -530,6 +530,31 @@ def test_an_interrupted_run_leaves_no_output_file(tmp_path, tiny_checkpoint, sig
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux only")
+def test_a_pool_process_killed_half_way_ends_the_run_with_one_line_not_a_wait(tmp_path, tiny_checkpoint):
+    """A pool process killed (as the out-of-memory killer would) while its range is half done: the run says so and
+    ends, leaving no output and no part, instead of waiting for rows that will never come."""
+    source = write_distinct_csv(tmp_path / "big.csv", 300_000)
+    out = tmp_path / "out.csv"
+    child = subprocess.Popen(table_command(source, out, tiny_checkpoint, 2), stderr=subprocess.PIPE, text=True,
+                             cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not rows_written(tmp_path):
+        assert child.poll() is None and time.monotonic() < deadline, "the run ended before a worker could be killed"
+        time.sleep(0.05)
+    pool = [pid for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == child.pid]
+    assert len(pool) == 1
+    os.kill(int(pool[0]), signal.SIGKILL)
+    try:
+        stderr = child.communicate(timeout=60)[1]
+    finally:
+        child.kill()  # still waiting: the bug this test is for
+    assert child.returncode == 1 and stderr.strip().splitlines()[-1].startswith(
+        "error: a --workers process ended before writing its rows")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux only")
 def test_two_workers_share_torch_and_the_model_instead_of_holding_two_copies(tmp_path, tiny_checkpoint):
     """The peak PSS summed over a --workers 2 run's processes stays well under twice a one-worker run's: the forked
     pool process shares torch and the model (1.2x one worker here; a spawned one, holding its own, 1.6x here and
