@@ -63,16 +63,23 @@ def build(cc: list[str], directory: Path) -> Path:
     return library
 
 
+unavailable = None  # once gru_children() has been asked for and is None: why, in words for the user
+
+
 @functools.cache
 def gru_children():
     """gru_children(recurrent, parent_states, slot, first_slot, table, letter, out, rows, h) of models/gru_gates.c,
-    taking data pointers; None where it cannot be built and loaded here."""
+    taking data pointers; None where it cannot be built and loaded here (`unavailable` then says why)."""
+    global unavailable
+    unavailable = None
     cc = compiler()
     if cc is None:
+        unavailable = "not built on Windows" if sys.platform == "win32" else "no C compiler found (cc, gcc, clang or $CC)"
         return None
     try:
         function = ctypes.CDLL(str(build(cc, cache_dir()))).gru_children
-    except (OSError, RuntimeError, subprocess.SubprocessError):  # RuntimeError: no home folder to find
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:  # RuntimeError: no home folder to find
+        unavailable = f"building it with {shlex.join(cc)} failed: {type(e).__name__}"
         return None
     function.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2
     function.restype = None

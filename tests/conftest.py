@@ -143,3 +143,14 @@ def hand_checkpoint(tiny_tsv, tmp_path) -> Path:
     from models.checkpoint import save
 
     return save(last_letter_payload(tiny_tsv), tmp_path / "hand" / "rnn_classification_best.bin")
+
+
+@pytest.fixture
+def empty_kernel_cache(tmp_path, monkeypatch):
+    """The C kernel's cache folder in tmp_path, and models/native's loaded kernel forgotten before and after."""
+    from models import native
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    native.gru_children.cache_clear()
+    yield tmp_path / "surname-classifier"
+    native.gru_children.cache_clear()

@@ -90,15 +90,6 @@ def test_gru_kernel_is_built_where_a_c_compiler_is_found():
     assert native.gru_children() is not None
 
 
-@pytest.fixture
-def empty_kernel_cache(tmp_path, monkeypatch):
-    """The cache folder in tmp_path, and models/native's loaded kernel forgotten before and after."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    native.gru_children.cache_clear()
-    yield tmp_path / "surname-classifier"
-    native.gru_children.cache_clear()
-
-
 def test_gru_kernel_is_built_once_into_the_cache_folder_and_reused(empty_kernel_cache):
     if native.compiler() is None:
         pytest.skip("no C compiler here")

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from models import native
 from models.predictor import Predictor
 from tests.conftest import ROOT, run_script
 from utils.errors import UserError
@@ -699,6 +700,21 @@ def test_a_temp_file_of_a_killed_run_is_removed_by_the_next(tmp_path, hand_check
                         str(tmp_path / "out.csv"), "--checkpoint", str(hand_checkpoint)]) == 0
     assert not dead.exists() and alive.exists() and (tmp_path / "out.csv").is_file()
     assert not dead_parts.exists() and (alive_parts / "0").exists()
+
+
+def test_a_table_run_says_when_the_gru_ran_without_its_c_kernel(tmp_path, tiny_checkpoint, empty_kernel_cache,
+                                                                monkeypatch, capsys):
+    (tmp_path / "in.csv").write_text("surname\nTanaka\n", encoding="utf-8")
+    command = ["--input", str(tmp_path / "in.csv"), "--column", "surname", "--output", str(tmp_path / "out.csv"),
+               "--checkpoint", str(tiny_checkpoint)]
+    monkeypatch.setenv("CC", "false")  # a compiler that always fails
+    assert run_predict(command) == 0
+    assert ("note: the GRU's C kernel is not in use (building it with false failed: CalledProcessError); the model "
+            "ran on torch alone") in capsys.readouterr().err
+    monkeypatch.delenv("CC")  # the machine's compiler, if it has one: a note only where there is none
+    native.gru_children.cache_clear()
+    assert run_predict(command) == 0
+    assert ("note:" in capsys.readouterr().err) is (native.gru_children() is None)
 
 
 def test_min_probability_and_topk_hold_for_tables(tmp_path, hand_checkpoint):
