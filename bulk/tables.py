@@ -456,7 +456,7 @@ class _RangeJob:
 
 
 SLOT = 7  # a range's numbers in the shared table: rows, classified, errors, computed, bytes read, its process, done
-TAKER, DONE = 5, 6
+COUNTS, BYTES, TAKER, DONE = 4, 4, 5, 6  # the first COUNTS are _copy_csv_rows's
 
 
 def _range_job(path: Path, sample: str, header: list[str], reader, delimiter: str, out_delimiter: str, index: int,
@@ -509,7 +509,7 @@ def _classify_ranges(job: _RangeJob, out, predictor, settings: dict, bar):
                     if not table[SLOT * i + DONE] and table[SLOT * i + TAKER] and not _alive(table[SLOT * i + TAKER]):
                         raise UserError("a --workers process ended before writing its rows (killed, or out of "
                                         "memory?); run again, with fewer workers if memory is short")
-                _show_progress(bar, job.ranges[0][0] + sum(table[4::SLOT]), sum(table[0::SLOT]), start)
+                _show_progress(bar, job.ranges[0][0] + sum(table[BYTES::SLOT]), sum(table[0::SLOT]), start)
 
             _take_ranges(job, predictor, FieldCache(settings["cache_size"]), taken, table, show_progress)
             while not all(table[DONE::SLOT]):  # the pool's last ranges; a pool process may never have started
@@ -521,7 +521,7 @@ def _classify_ranges(job: _RangeJob, out, predictor, settings: dict, bar):
                 shutil.copyfileobj(part, out.buffer, 1 << 20)
             (job.parts / str(i)).unlink()
         out.buffer.flush()
-        return tuple(sum(table[k::SLOT]) for k in range(4))
+        return tuple(sum(table[k::SLOT]) for k in range(COUNTS))
     finally:
         shutil.rmtree(job.parts, ignore_errors=True)
 
@@ -613,7 +613,7 @@ def _csv_chunks(reader, lines, width: int, index: int, chunk_rows: int):
             chunk = [row for row in chunk if row]  # blank lines
         if set(map(len, chunk)) <= {width}:
             # with its lines kept, a chunk's parsed rows are dropped: they would wait with it in flight, and are
-            # needed only where a cell needs quotes (then parsed again from the lines)
+            # needed only where an added cell holds a line break (then parsed again from the lines)
             names = list(map(itemgetter(index), chunk))
             yield (None if texts is not None else chunk, {}, texts), names
             continue

@@ -335,8 +335,9 @@ def test_a_pool_process_slow_to_start_holds_no_row_up(tmp_path, predictor):
     source = tmp_path / "in.csv"
     source.write_text("n,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(["Nakamura", "Ivanov", "Li"] * 100)))
     start = time.perf_counter()
-    classify_file(source, tmp_path / "two.csv", "name", slow, chunk_rows=25, workers=2, progress=False)
-    assert time.perf_counter() - start < 60  # this process answered every chunk while the pool's was loading
+    # two threads: the pool's process is spawned and loads the model itself (a forked one shares it at once)
+    classify_file(source, tmp_path / "two.csv", "name", slow, chunk_rows=25, workers=2, threads=2, progress=False)
+    assert time.perf_counter() - start < 60  # this process answered every row while the pool's was loading
     classify_file(source, tmp_path / "one.csv", "name", predictor, chunk_rows=25, progress=False)
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
 
