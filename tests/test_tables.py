@@ -718,6 +718,16 @@ def test_a_table_run_says_when_the_gru_ran_without_its_c_kernel(tmp_path, tiny_c
     assert ("note:" in capsys.readouterr().err) is (native.gru_children() is None)
 
 
+def test_a_process_is_never_probed_with_os_kill_on_windows(monkeypatch):
+    """On Windows os.kill(pid, 0) ends the process: a stale temp file's owner or a pool process is taken as alive."""
+    from bulk.tables import _alive
+
+    assert not _alive(999_999_999)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", mock.Mock(side_effect=AssertionError("os.kill called")))
+    assert _alive(999_999_999)
+
+
 def test_min_probability_and_topk_hold_for_tables(tmp_path, hand_checkpoint):
     (tmp_path / "in.csv").write_text("surname\nTanaka\nIvanov\n123\n", encoding="utf-8")
     common = ["--input", str(tmp_path / "in.csv"), "--column", "surname", "--checkpoint", str(hand_checkpoint)]
