@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from contextlib import nullcontext
 from itertools import chain
 from pathlib import Path
 from unittest import mock
@@ -251,6 +252,29 @@ def test_ranges_of_a_file_the_csv_module_wrote_always_end_at_a_record(tmp_path_f
     path = tmp_path_factory.mktemp("ranges") / "in.csv"
     path.write_bytes(("h\n" + text.getvalue()).encode("utf-8"))
     assert rows_of_ranges(path, 2, piece_bytes) == list(csv.reader(io.StringIO(text.getvalue(), newline="")))
+
+
+class NoPool:
+    """A pool whose processes never start: this process takes every range (or every chunk)."""
+
+    def apply_async(self, *args):
+        return mock.Mock(ready=lambda: False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=CSV_LINES, chunk_rows=st.integers(1, 3))
+@example(body='1,O"Brien,x\n2,"a\nb",c\n3,Ab,c\n4,Cd,e\n', chunk_rows=1)  # a misleading quote: read whole
+def test_ranges_write_the_rows_of_the_file_read_whole(tmp_path_factory, predictor, body, chunk_rows):
+    """Whatever the quotes, line breaks and blank lines, the rows written range by range (in this process) read back
+    as those of the file read whole, or the file is read whole."""
+    folder = tmp_path_factory.mktemp("ranges")
+    source = folder / "in.csv"
+    source.write_bytes(("id,surname,note\n" + body).encode("utf-8"))
+    classify_file(source, folder / "whole.csv", "surname", predictor, chunk_rows=chunk_rows, progress=False)
+    with mock.patch("bulk.tables._pool_leaving_ctrl_c_to_us", lambda *args: nullcontext(NoPool())):
+        classify_file(source, folder / "ranges.csv", "surname", predictor, chunk_rows=chunk_rows, workers=2,
+                      threads=1, progress=False)
+    assert read_csv(folder / "ranges.csv") == read_csv(folder / "whole.csv")
 
 
 def classify_in_ranges(source: Path, output: Path, predictor, chunk_rows: int) -> bool:
