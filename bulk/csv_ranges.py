@@ -2,7 +2,7 @@
 read, classify and write some of them (bulk/tables.py with --workers > 1).
 
     ranges = record_ranges(path, body_start, end, piece_bytes)  # [(start, end, line breaks before start)]
-    text = range_text(path, start, end)                          # the range's text, UTF-8
+    text, bytes_read = range_text(path, start, end)              # the range's text, UTF-8
     reader = EndsAtARecord(csv.reader(chain(text, [SENTINEL])))  # its rows; NotARecordEnd if it ends mid-record
 
 A range ends just after a line break with an even number of quotes before it: with the csv module's quoting a line
@@ -15,7 +15,8 @@ file whole). The last range ends where the file does, as the file read whole doe
 import io
 from pathlib import Path
 
-SENTINEL = "\x1eend of range\n"  # a row of one field where the range ended with a record (\x1e: no NUL, which csv refused before 3.11)
+# a row of one field where the range ended with a record (\x1e, not NUL: csv refused NUL before Python 3.11)
+SENTINEL = "\x1eend of range\n"
 BLOCK = 1 << 20  # bytes read at a time
 
 

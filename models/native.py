@@ -74,7 +74,8 @@ def gru_children():
     unavailable = None
     cc = compiler()
     if cc is None:
-        unavailable = "not built on Windows" if sys.platform == "win32" else "no C compiler found (cc, gcc, clang or $CC)"
+        unavailable = ("not built on Windows" if sys.platform == "win32"
+                       else "no C compiler found (cc, gcc, clang or $CC)")
         return None
     try:
         function = ctypes.CDLL(str(build(cc, cache_dir()))).gru_children
