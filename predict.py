@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="with --input: the file to write (its rows, plus country, probability and error)")
     parser.add_argument("--workers", type=int, default=1,
                         help="with --input: processes sharing the table's rows (default: 1; two take about 90 MiB "
-                             "more and run up to twice as fast on two cores)")
+                             "more and run 1.7-1.8x as fast on two cores)")
     parser.add_argument("--topk", type=int, default=1, help="print the K likeliest countries with probabilities")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     add_model_arguments(parser)

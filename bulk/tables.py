@@ -370,11 +370,8 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
         delimiter = _delimiter(input_path, sample)
         text.seek(0)
         csv.field_size_limit(MAX_FIELD)  # a longer field is one row's error (its name is too long), not the file's
-        # With the same delimiter out as in, a row read from one line is written as that line with its cells
-        # added: the csv module's writer costs more than reading the row did. `lines` gives each line as read.
         out_delimiter = settings["delimiter"] or delimiter
-        parsed, lines = tee(text) if out_delimiter == delimiter else (text, None)
-        reader = csv.reader(parsed, delimiter=delimiter)
+        reader, lines = _reader_and_lines(text, delimiter, out_delimiter)
         header = next(reader, None)
         if header is None:
             raise UserError(f"{input_path}: empty file; expected a header row naming the columns")
@@ -393,6 +390,14 @@ def _write_csv(input_path: Path, temp: Path, column: str, predictor, progress: b
             start = time.perf_counter()
             return _copy_csv_rows(reader, lines, out, writer, len(header), index, predictor, settings,
                                   lambda counts: _show_progress(bar, raw.tell(), counts[0], start))
+
+
+def _reader_and_lines(text, delimiter: str, out_delimiter: str):
+    """A csv.reader of `text`, and its lines as read where they can be copied out (None with another delimiter out):
+    a row read from one line is written as that line with its cells added, as the csv module's writer costs more
+    than reading the row did."""
+    parsed, lines = tee(text) if out_delimiter == delimiter else (text, None)
+    return csv.reader(parsed, delimiter=delimiter), lines
 
 
 @contextmanager
@@ -556,8 +561,7 @@ def _take_ranges(job: _RangeJob, predictor, cache: FieldCache, taken, table, on_
         with text, open(job.parts / str(i), "w", encoding="utf-8", newline="") as out, \
                 _csv_read_errors(job.path, lambda: 1 + breaks_before + (reader.line_num if reader else 0)):
             source = text if last else chain(text, [SENTINEL])
-            parsed, lines = tee(source) if job.delimiter == job.out_delimiter else (source, None)
-            reader = csv.reader(parsed, delimiter=job.delimiter)
+            reader, lines = _reader_and_lines(source, job.delimiter, job.out_delimiter)
             reader = reader if last else EndsAtARecord(reader)
             writer = csv.writer(out, delimiter=job.out_delimiter, lineterminator="\n")
             _copy_csv_rows(reader, lines, out, writer, job.width, job.index, predictor, job.settings, report, cache)
